@@ -1,0 +1,243 @@
+"""A character language model: one-hot (or embedding) -> recurrent layers -> dense head.
+
+Shapes: `token_ids` int32 `[batch, time]` -> `logits` float32 `[batch, time, vocab_size]`.
+The recurrent state is a flat list of `[batch, units]` tensors, layer by layer (an LSTM layer
+contributes `h` then `c`), so it can be carried across batches, packed for export, and handed to
+`step` one character at a time.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from rnnzoo import cells as cells_lib
+
+MODELS = ("rnn", "gru", "lstm")
+IMPLS = ("rnnzoo", "keras")
+INITS = ("d2l", "keras")
+
+_KERAS_LAYERS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
+
+
+def _d2l_normal(seed):
+    return keras.initializers.RandomNormal(stddev=0.01, seed=seed)
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo")
+class CharLM(keras.Model):
+    """Character-level recurrent language model.
+
+    The first layer sees the characters one-hot, as in d2l: `one_hot(x) @ W_xh` is computed as
+    the row gather `W_xh[x]` (same maths, no `[batch, time, vocab]` tensor). With
+    `embedding_dim > 0` a learned `keras.layers.Embedding` feeds the first layer instead.
+
+    With `impl="rnnzoo"`, the input projection of every time step is one matmul (or gather) done
+    before the time loop; the loop itself only runs each cell's recurrent `step`. With
+    `impl="keras"`, the layers are `keras.layers.SimpleRNN/GRU/LSTM` (d2l's "concise
+    implementation"), and one-step generation runs their `.cell`.
+
+    Args:
+        vocab_size: number of characters (output classes and one-hot input width).
+        cell: "rnn", "gru" or "lstm".
+        num_layers: stacked recurrent layers.
+        units: hidden units per layer.
+        embedding_dim: 0 for one-hot input, else the embedding width.
+        impl: "rnnzoo" (cells from `rnnzoo.cells`) or "keras" (`keras.layers`).
+        init: "d2l" (weights N(0, 0.01), zero biases) or "keras" (Keras' initialisers).
+        forget_bias: initial LSTM forget-gate bias (rnnzoo cells only).
+        seed: seed for the weight initialisers.
+
+    Call arguments:
+        token_ids: int `[batch, time]`.
+        states: optional flat list of `[batch, units]` tensors (see `initial_state`).
+        training: unused (no dropout), kept for the Keras contract.
+
+    Returns `(logits [batch, time, vocab_size], new_states)`.
+
+    Example:
+        model = CharLM(vocab_size=28, cell="lstm", units=256)
+        logits, states = model(tf.zeros([32, 35], tf.int32))
+    """
+
+    def __init__(self, vocab_size, cell="lstm", num_layers=1, units=256, embedding_dim=0,
+                 impl="rnnzoo", init="d2l", forget_bias=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        _check_choice("cell", cell, MODELS)
+        _check_choice("impl", impl, IMPLS)
+        _check_choice("init", init, INITS)
+        for name, value in (("vocab_size", vocab_size), ("num_layers", num_layers),
+                            ("units", units)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        if not isinstance(embedding_dim, int) or embedding_dim < 0:
+            raise ValueError(f"`embedding_dim` must be an integer >= 0, got {embedding_dim!r}")
+        self.vocab_size = vocab_size
+        self.cell_type = cell
+        self.num_layers = num_layers
+        self.units = units
+        self.embedding_dim = embedding_dim
+        self.impl = impl
+        self.init = init
+        self.forget_bias = forget_bias
+        self.seed = seed
+
+        input_dim = embedding_dim or vocab_size
+        self.embedding = (keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+                          if embedding_dim else None)
+        if impl == "rnnzoo":
+            self.cells = [self._make_rnnzoo_cell(i) for i in range(num_layers)]
+            for i, c in enumerate(self.cells):
+                c.build((None, input_dim if i == 0 else units))
+            self.rnn_layers = []
+        else:
+            self.rnn_layers = [self._make_keras_layer(i) for i in range(num_layers)]
+            for i, layer in enumerate(self.rnn_layers):
+                layer.build((None, None, input_dim if i == 0 else units))
+            self.cells = [layer.cell for layer in self.rnn_layers]
+        head_kwargs = {}
+        if init == "d2l":
+            head_kwargs = dict(kernel_initializer=_d2l_normal(_offset(seed, 1000)),
+                               bias_initializer="zeros")
+        self.head = keras.layers.Dense(vocab_size, name="head", **head_kwargs)
+        self.head.build((None, units))
+        if self.embedding is not None:
+            self.embedding.build((None,))
+        self.built = True
+
+    def _init_kwargs(self, i):
+        if self.init == "d2l":
+            return dict(kernel_initializer=_d2l_normal(_offset(self.seed, 2 * i)),
+                        recurrent_initializer=_d2l_normal(_offset(self.seed, 2 * i + 1)),
+                        bias_initializer="zeros")
+        return dict(kernel_initializer=keras.initializers.GlorotUniform(_offset(self.seed, 2 * i)),
+                    recurrent_initializer=keras.initializers.Orthogonal(
+                        seed=_offset(self.seed, 2 * i + 1)),
+                    bias_initializer="zeros")
+
+    def _make_rnnzoo_cell(self, i):
+        kwargs = self._init_kwargs(i)
+        if self.cell_type == "lstm":
+            kwargs["forget_bias"] = self.forget_bias
+        return cells_lib.make_cell(self.cell_type, self.units, name=f"{self.cell_type}_{i}",
+                                   **kwargs)
+
+    def _make_keras_layer(self, i):
+        kwargs = self._init_kwargs(i)
+        if self.cell_type == "lstm":
+            kwargs["unit_forget_bias"] = self.init == "keras"
+        return _KERAS_LAYERS[self.cell_type](
+            self.units, return_sequences=True, return_state=True, name=f"{self.cell_type}_{i}",
+            **kwargs)
+
+    # ----------------------------------------------------------------------------- state
+
+    @property
+    def state_sizes(self) -> list[int]:
+        """Widths of the flat state list: `units` per state tensor, layer by layer."""
+        return [self.units] * (self.num_layers * self._states_per_layer)
+
+    @property
+    def _states_per_layer(self) -> int:
+        return 2 if self.cell_type == "lstm" else 1
+
+    def initial_state(self, batch_size):
+        """Zero states: a flat list of `[batch_size, units]` float32 tensors."""
+        return [tf.zeros([batch_size, self.units]) for _ in self.state_sizes]
+
+    def _per_layer(self, states):
+        k = self._states_per_layer
+        return [list(states[i * k:(i + 1) * k]) for i in range(self.num_layers)]
+
+    # --------------------------------------------------------------------------- forward
+
+    def call(self, token_ids, states=None, training=False):
+        token_ids = tf.convert_to_tensor(token_ids)
+        if states is None:
+            states = self.initial_state(tf.shape(token_ids)[0])
+        layer_states = self._per_layer(states)
+        new_states = []
+        if self.impl == "rnnzoo":
+            x = None
+            for i, cell in enumerate(self.cells):
+                projected = self._project(i, token_ids, x)
+                x, s = _unroll(cell.step, projected, layer_states[i])
+                new_states.extend(s)
+        else:
+            x = self._first_layer_inputs(token_ids)
+            for layer, s in zip(self.rnn_layers, layer_states):
+                x, *s = layer(x, initial_state=s)
+                new_states.extend(s)
+        return self.head(x), new_states
+
+    def step(self, token_ids, states):
+        """One character: `token_ids` int `[batch]` -> `(logits [batch, vocab], new_states)`."""
+        token_ids = tf.convert_to_tensor(token_ids)
+        layer_states = self._per_layer(states)
+        new_states = []
+        x = None
+        for i, cell in enumerate(self.cells):
+            s = layer_states[i]
+            if self.impl == "rnnzoo":
+                x, s = cell.step(self._project(i, token_ids, x), s)
+            else:
+                inputs = self._first_layer_inputs(token_ids) if i == 0 else x
+                x, s = cell(inputs, s, training=False)
+            new_states.extend(s if isinstance(s, (list, tuple)) else [s])
+        return self.head(x), new_states
+
+    def _project(self, i, token_ids, x):
+        """Input projection of layer i for all time steps: `[..., G * units]`."""
+        cell = self.cells[i]
+        if i > 0:
+            return cell.project_inputs(x)
+        if self.embedding is None:
+            return cell.project_ids(token_ids)
+        return cell.project_inputs(self.embedding(token_ids))
+
+    def _first_layer_inputs(self, token_ids):
+        if self.embedding is None:
+            return tf.one_hot(token_ids, self.vocab_size)
+        return self.embedding(token_ids)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(vocab_size=self.vocab_size, cell=self.cell_type,
+                      num_layers=self.num_layers, units=self.units,
+                      embedding_dim=self.embedding_dim, impl=self.impl, init=self.init,
+                      forget_bias=self.forget_bias, seed=self.seed)
+        return config
+
+
+def _unroll(step, projected, states):
+    """Runs `step` over time. `projected`: `[batch, time, G * units]` -> `[batch, time, units]`.
+
+    With a static number of steps (training's `num_steps`) the loop is unrolled in the graph,
+    which lets grappler schedule and fuse across steps; otherwise a `tf.while_loop` runs it.
+    """
+    steps = projected.shape[1]
+    time_major = tf.transpose(projected, [1, 0, 2])
+    if steps is not None:
+        outputs = []
+        for x_t in tf.unstack(time_major, num=steps):
+            h, states = step(x_t, states)
+            outputs.append(h)
+        return tf.stack(outputs, axis=1), list(states)
+    n = tf.shape(time_major)[0]
+    outputs = tf.TensorArray(projected.dtype, size=n)
+
+    def body(t, outputs, states):
+        h, new_states = step(time_major[t], states)
+        return t + 1, outputs.write(t, h), list(new_states)
+
+    _, outputs, states = tf.while_loop(lambda t, *_: t < n, body, (0, outputs, list(states)))
+    return tf.transpose(outputs.stack(), [1, 0, 2]), list(states)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}, got {value!r}")
+
+
+def _offset(seed, k):
+    return None if seed is None else seed + k

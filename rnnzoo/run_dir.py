@@ -1,0 +1,129 @@
+"""The run directory: everything a training run leaves behind, and the contract readers rely on.
+
+    <workdir>/config.json      the TrainConfig of the run (rnnzoo.config)
+    <workdir>/vocab.json       the Vocabulary (rnnzoo.data.vocab format)
+    <workdir>/metrics.jsonl    one JSON record per epoch (and per report)
+    <workdir>/samples.txt      generated text at each report
+    <workdir>/checkpoints/     tf.train.CheckpointManager checkpoints (object key "model")
+    <workdir>/tensorboard/     TensorBoard scalars and text samples
+
+Training writes it; `export.py` and sampling rebuild the model from it alone. Files are written
+atomically (a temporary file, then `os.replace`), so a killed run never leaves a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+
+import tensorflow as tf
+
+from rnnzoo.config import RESUMABLE_FIELDS, TrainConfig
+from rnnzoo.data.vocab import Vocabulary
+
+
+class RunDirError(ValueError):
+    """The run directory is missing, incomplete, or does not match the requested run."""
+
+
+def write_atomic(path: pathlib.Path, text: str) -> None:
+    """Writes `text` to `path` through a temporary file in the same directory."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class RunDir:
+    """Paths and readers/writers of one run directory."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self.config_path = self.path / "config.json"
+        self.vocab_path = self.path / "vocab.json"
+        self.metrics_path = self.path / "metrics.jsonl"
+        self.samples_path = self.path / "samples.txt"
+        self.checkpoint_dir = self.path / "checkpoints"
+        self.tensorboard_dir = self.path / "tensorboard"
+
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    # ------------------------------------------------------------------------ writing
+
+    def start(self, config: TrainConfig, vocab: Vocabulary, *, resume: bool) -> None:
+        """Creates the run directory, or checks that a resumed one matches `config` and `vocab`."""
+        if resume:
+            if not self.exists():
+                raise RunDirError(f"--resume: {self.path} holds no run (no config.json); "
+                                  "start a new run without --resume")
+            saved = self.read_config()
+            differing = [
+                f"{name}: saved {getattr(saved, name)!r}, now {getattr(config, name)!r}"
+                for name in config.to_dict()
+                if name not in RESUMABLE_FIELDS and getattr(saved, name) != getattr(config, name)
+            ]
+            if differing:
+                raise RunDirError(f"--resume: the config differs from the run in {self.path}: "
+                                  + "; ".join(differing))
+            if self.read_vocab() != vocab:
+                raise RunDirError(f"--resume: the vocabulary built now differs from "
+                                  f"{self.vocab_path}; the corpus or vocabulary options changed")
+        elif self.exists():
+            raise RunDirError(f"{self.path} already holds a run; pass --resume to continue it, "
+                              "or choose another --workdir")
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.config_path, config.to_json() + "\n")
+        vocab.save(self.vocab_path)
+
+    def append_metrics(self, record: dict) -> None:
+        with open(self.metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
+
+    def truncate_metrics(self, last_epoch: int) -> None:
+        """Drops records of epochs after `last_epoch` (a resumed run redoes those epochs)."""
+        kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
+        write_atomic(self.metrics_path,
+                     "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
+                             for r in kept))
+
+    def append_samples(self, text: str) -> None:
+        with open(self.samples_path, "a", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+    # ------------------------------------------------------------------------ reading
+
+    def read_config(self) -> TrainConfig:
+        if not self.config_path.exists():
+            raise RunDirError(f"{self.path} is not a run directory: {self.config_path} is missing")
+        try:
+            return TrainConfig.from_json(self.config_path.read_text(encoding="utf-8"))
+        except (ValueError, TypeError) as e:
+            raise RunDirError(f"{self.config_path} is not a valid rnnzoo config: {e}") from e
+
+    def read_vocab(self) -> Vocabulary:
+        if not self.vocab_path.exists():
+            raise RunDirError(f"{self.path} is incomplete: {self.vocab_path} is missing")
+        return Vocabulary.load(self.vocab_path)
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        with open(self.metrics_path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def checkpoint(self, model, **extra) -> tf.train.Checkpoint:
+        """The checkpoint object layout shared by training and export."""
+        return tf.train.Checkpoint(model=model, **extra)
+
+    def latest_checkpoint(self) -> str | None:
+        return tf.train.latest_checkpoint(str(self.checkpoint_dir))

@@ -1,0 +1,92 @@
+"""Compiled training and evaluation steps, shared by every model in the zoo.
+
+A model family plugs in through a *loss function*
+
+    loss_fn(model, batch, carry, training) -> (loss_sum, count, new_carry)
+
+that returns the summed loss over the batch, how many predictions it covers, and whatever must
+be carried to the next batch (the recurrent state of a language model; `()` for word2vec). The
+trainer owns everything else: the `tf.GradientTape`, averaging over the *global* batch, the
+global-norm clip, the optimizer update and the `tf.function` compilation.
+
+Under a `tf.distribute` strategy, build the model and optimizer inside `strategy.scope()` and pass
+the strategy: each replica's loss is divided by the global count (replicas x count), so the
+summed gradients are the gradient of the global mean.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def sequence_nll(model, batch, states, training):
+    """Language-model loss: summed next-token NLL over `[batch, time]` targets.
+
+    `batch` is `(x, y)`, int32 `[batch, time]` each; `states` the model's flat state list.
+    """
+    x, y = batch
+    logits, new_states = model(x, states, training=training)
+    nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+    return tf.reduce_sum(nll), tf.cast(tf.size(y), tf.float32), new_states
+
+
+class Trainer:
+    """GradientTape steps with SGD-style updates and global-norm gradient clipping.
+
+    One training step, with `g` the gradient of the mean loss over the global batch:
+
+        g <- g * min(1, clip_norm / ||g||_2)      (tf.clip_by_global_norm, d2l's theta)
+        optimizer.apply(g)                         (SGD: w <- w - lr * g)
+
+    Args:
+        model: a Keras model (already built).
+        optimizer: a Keras optimizer, e.g. `keras.optimizers.SGD(lr)`.
+        clip_norm: the global-norm threshold; `None` disables clipping.
+        loss_fn: see the module docstring; defaults to `sequence_nll`.
+        jit_compile: XLA-compile the steps.
+        strategy: a `tf.distribute.Strategy`; defaults to the current one.
+    """
+
+    def __init__(self, model, optimizer, *, clip_norm=None, loss_fn=sequence_nll,
+                 jit_compile=False, strategy=None):
+        if clip_norm is not None and not clip_norm > 0:
+            raise ValueError(f"`clip_norm` must be positive or None, got {clip_norm}")
+        self.model = model
+        self.optimizer = optimizer
+        self.clip_norm = clip_norm
+        self.loss_fn = loss_fn
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():
+            optimizer.build(model.trainable_variables)
+        self.train_step = tf.function(self._train_step, jit_compile=jit_compile,
+                                      reduce_retracing=True)
+        self.eval_step = tf.function(self._eval_step, jit_compile=jit_compile,
+                                     reduce_retracing=True)
+
+    def _replica_train_step(self, batch, carry):
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            loss_sum, count, new_carry = self.loss_fn(self.model, batch, carry, True)
+            global_count = count * self.strategy.num_replicas_in_sync
+            loss = loss_sum / global_count
+        # A row gather (one-hot input) gives IndexedSlices whose repeated rows are not summed
+        # yet; the global norm must be taken over the summed, dense gradient.
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+        grad_norm = tf.linalg.global_norm(grads)
+        if self.clip_norm is not None:
+            grads, _ = tf.clip_by_global_norm(grads, self.clip_norm, use_norm=grad_norm)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return loss_sum, count, grad_norm, new_carry
+
+    def _train_step(self, batch, carry):
+        """-> (loss_sum, count, grad_norm, new_carry); sums are over the whole global batch."""
+        if self.strategy.num_replicas_in_sync == 1:
+            return self._replica_train_step(batch, carry)
+        loss_sum, count, grad_norm, new_carry = self.strategy.run(
+            self._replica_train_step, args=(batch, carry))
+        reduce = lambda v: self.strategy.reduce("SUM", v, axis=None)  # noqa: E731
+        return reduce(loss_sum), reduce(count), grad_norm, new_carry
+
+    def _eval_step(self, batch, carry):
+        """-> (loss_sum, count, new_carry) without touching the weights."""
+        return self.loss_fn(self.model, batch, carry, False)

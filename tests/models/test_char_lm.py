@@ -1,0 +1,114 @@
+"""CharLM: shapes, one-step == sequence, rnnzoo cells == keras.layers, NumPy reference, errors."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnnzoo.models import CharLM
+
+V, B, T, H = 23, 3, 9, 12
+CELLS = ("rnn", "gru", "lstm")
+
+
+def _ids(seed=0, shape=(B, T)):
+    return tf.constant(np.random.default_rng(seed).integers(0, V, shape), tf.int32)
+
+
+def _copy_weights(src: CharLM, dst: CharLM):
+    """Copies rnnzoo-impl weights into a keras-impl model of the same shape (same layouts)."""
+    for s, d in zip(src.cells, dst.cells):
+        d.kernel.assign(s.kernel)
+        d.recurrent_kernel.assign(s.recurrent_kernel)
+        bias = s.bias.numpy()
+        if src.cell_type == "gru":  # Keras GRU (reset_after) keeps both biases in one [2, 3H].
+            bias = np.stack([bias, s.recurrent_bias.numpy()])
+        d.bias.assign(bias)
+    dst.head.set_weights(src.head.get_weights())
+
+
+@pytest.mark.parametrize("impl", ["rnnzoo", "keras"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_step_by_step_equals_sequence(cell, impl):
+    model = CharLM(V, cell=cell, num_layers=2, units=H, impl=impl, init="keras", seed=3)
+    x = _ids()
+    logits, states = model(x)
+    assert logits.shape == (B, T, V)
+    assert [s.shape for s in states] == [(B, H)] * len(model.state_sizes)
+    s = model.initial_state(B)
+    steps = []
+    for t in range(T):
+        out, s = model.step(x[:, t], s)
+        steps.append(out.numpy())
+    np.testing.assert_allclose(np.stack(steps, 1), logits.numpy(), atol=1e-5)
+    for a, b in zip(s, states):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_rnnzoo_cells_match_keras_layers(cell):
+    ours = CharLM(V, cell=cell, num_layers=2, units=H, impl="rnnzoo", init="keras", seed=1)
+    theirs = CharLM(V, cell=cell, num_layers=2, units=H, impl="keras", init="keras", seed=2)
+    _copy_weights(ours, theirs)
+    x = _ids(1)
+    states = [tf.random.normal([B, H], seed=i) for i in range(len(ours.state_sizes))]
+    a, sa = ours(x, states)
+    b, sb = theirs(x, states)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    for u, v in zip(sa, sb):
+        np.testing.assert_allclose(u.numpy(), v.numpy(), atol=1e-5)
+
+
+def test_lstm_matches_numpy_reference_with_one_hot_input():
+    """d2l's LSTM equations over one-hot inputs, written in NumPy."""
+    model = CharLM(V, cell="lstm", units=H, init="keras", seed=5)
+    x = _ids(2).numpy()
+    cell = model.cells[0]
+    w, u, b = cell.kernel.numpy(), cell.recurrent_kernel.numpy(), cell.bias.numpy()
+    wq, bq = model.head.get_weights()
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    h = np.zeros((B, H))
+    c = np.zeros((B, H))
+    expected = []
+    for t in range(T):
+        z = np.eye(V)[x[:, t]] @ w + h @ u + b
+        i, f, g, o = np.split(z, 4, axis=-1)
+        c = sig(f) * c + sig(i) * np.tanh(g)
+        h = sig(o) * np.tanh(c)
+        expected.append(h @ wq + bq)
+    logits, _ = model(tf.constant(x))
+    np.testing.assert_allclose(logits.numpy(), np.stack(expected, 1), atol=1e-5)
+
+
+def test_embedding_input_and_unknown_length_sequences():
+    model = CharLM(V, cell="gru", units=H, embedding_dim=7, seed=0)
+    x = _ids(3)
+    full, _ = model(x)
+    run = tf.function(lambda ids: model(ids)[0],
+                      input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    np.testing.assert_allclose(run(x).numpy(), full.numpy(), atol=1e-5)
+
+
+def test_d2l_init_is_small_normal_with_zero_biases():
+    model = CharLM(1000, cell="lstm", units=256, init="d2l", seed=0)
+    kernel = model.cells[0].kernel.numpy()
+    assert abs(kernel.std() - 0.01) < 0.001
+    assert not model.cells[0].bias.numpy().any()
+    assert not model.head.get_weights()[1].any()
+
+
+def test_config_round_trip():
+    model = CharLM(V, cell="gru", num_layers=2, units=H, impl="keras", seed=4)
+    clone = CharLM.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(cell="transformer"), "`cell` must be one of"),
+    (dict(units=0), "`units` must be a positive integer, got 0"),
+    (dict(num_layers=-1), "`num_layers` must be a positive integer"),
+    (dict(impl="torch"), "`impl` must be one of"),
+    (dict(embedding_dim=-3), "`embedding_dim` must be an integer >= 0"),
+])
+def test_bad_arguments_name_the_problem(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        CharLM(V, **kwargs)
