@@ -8,13 +8,15 @@ Every field of `rnnzoo.config.TrainConfig` is a flag of the same name (see --hel
 sets several fields at once; flags given on the command line override it.
 """
 
+import os
 import sys
 
-from absl import app, flags
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow is first imported.
 
-from rnnzoo import flags_util
-from rnnzoo.config import PRESETS, ConfigError
-from rnnzoo.run_dir import RunDirError
+from absl import app, flags, logging  # noqa: E402
+
+from rnnzoo import flags_util  # noqa: E402
+from rnnzoo.config import PRESETS, ConfigError  # noqa: E402
 
 flags_util.define_config_flags()
 flags.DEFINE_enum("preset", None, sorted(PRESETS), "A seed run's settings (flags override it).")
@@ -30,7 +32,9 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # TF's and TFDS' INFO lines drown the epoch lines.
     from rnnzoo.data.errors import CorpusError
+    from rnnzoo.run_dir import RunDirError
     from rnnzoo.training.char_lm import TrainingDiverged, train
 
     try:
