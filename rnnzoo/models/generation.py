@@ -12,6 +12,18 @@ import numpy as np
 import tensorflow as tf
 
 
+def forbid_token(logits, token_id):
+    """Sets one column of `logits` `[batch, vocab]` to the lowest float: it is never chosen.
+
+    Generation forbids `<unk>`: it stands for characters the model cannot name, so emitting it
+    would put the 5 characters "<unk>" into the text.
+    """
+    if token_id is None:
+        return logits
+    mask = tf.one_hot(token_id, tf.shape(logits)[-1], on_value=True, off_value=False)
+    return tf.where(mask, tf.constant(logits.dtype.min, logits.dtype), logits)
+
+
 def choose_next(logits, temperature, top_k, seed):
     """Picks one token per row.
 
@@ -44,7 +56,8 @@ class TextGenerator:
     """Continues prefixes with a model's `step`, compiled once per model.
 
     d2l's `predict_rnn`: feed the prefix one character at a time (teacher forcing), then feed
-    back each chosen character for `num_chars` steps.
+    back each chosen character for `num_chars` steps. Prefix characters outside the vocabulary
+    are fed as `<unk>` (and returned as given); `<unk>` itself is never generated.
     """
 
     def __init__(self, model, vocab):
@@ -54,9 +67,12 @@ class TextGenerator:
 
     def _step_impl(self, token_ids, states, temperature, top_k, seed):
         logits, states = self.model.step(token_ids, states)
+        logits = forbid_token(logits, self.vocab.unk_id)
         return choose_next(logits, temperature, top_k, seed), states
 
     def __call__(self, prefix: str, num_chars: int, *, temperature=0.0, top_k=0, seed=0) -> str:
+        if not prefix:
+            raise ValueError("`prefix` must be a non-empty string, got ''")
         ids = self.vocab.encode(list(prefix))  # Unknown characters follow the vocabulary's policy.
         states = self.model.initial_state(1)
         out = []
