@@ -14,33 +14,17 @@ atomically (a temporary file, then `os.replace`), so a killed run never leaves a
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import tempfile
 
 import tensorflow as tf
 
 from rnnzoo.config import RESUMABLE_FIELDS, TrainConfig
 from rnnzoo.data.vocab import Vocabulary
+from rnnzoo.files import write_text_atomic
 
 
 class RunDirError(ValueError):
     """The run directory is missing, incomplete, or does not match the requested run."""
-
-
-def write_atomic(path: pathlib.Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file in the same directory."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class RunDir:
@@ -82,7 +66,7 @@ class RunDir:
             raise RunDirError(f"{self.path} already holds a run; pass --resume to continue it, "
                               "or choose another --workdir")
         self.path.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.config_path, config.to_json() + "\n")
+        write_text_atomic(self.config_path, config.to_json() + "\n")
         vocab.save(self.vocab_path)
 
     def append_metrics(self, record: dict) -> None:
@@ -92,7 +76,7 @@ class RunDir:
     def truncate_metrics(self, last_epoch: int) -> None:
         """Drops records of epochs after `last_epoch` (a resumed run redoes those epochs)."""
         kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
-        write_atomic(self.metrics_path,
+        write_text_atomic(self.metrics_path,
                      "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
                              for r in kept))
 

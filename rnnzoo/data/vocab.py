@@ -17,10 +17,11 @@ round-trips exactly.
 import collections
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from rnnzoo.files import write_text_atomic
 
 FORMAT = "rnnzoo.vocabulary"
 VERSION = 1
@@ -262,19 +263,7 @@ class Vocabulary:
         payload = {"format": FORMAT, "version": VERSION, "unk_token": self._unk_token,
                    "tokens": list(self._tokens)}
         text = json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
-        folder, name = os.path.split(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        write_text_atomic(path, text)
 
     @classmethod
     def load(cls, path) -> "Vocabulary":

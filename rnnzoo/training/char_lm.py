@@ -135,7 +135,9 @@ def _train_epoch(trainer, model, train_corpus, config: TrainConfig, epoch: int):
 
 
 def perplexity_evaluator(model, config: TrainConfig, unk_id=None):
-    """Returns `evaluate(ids) -> dict`, compiled once: validation perplexity `exp(total NLL / tokens)` over `ids`, read with the state carried.
+    """Returns `evaluate(ids) -> dict`, compiled once: perplexity `exp(total NLL / tokens)`.
+
+    `ids` is read with the state carried.
 
     The text is cut into `b` rows (d2l-zh's consecutive layout, no randomness) with
     `b = min(batch_size, (len(ids) - 1) // num_steps)`, and every `num_steps` window of each

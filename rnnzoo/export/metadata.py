@@ -1,0 +1,123 @@
+"""`model.json`: what a runtime needs beside the graph (vocabulary, state layout, limits, quality).
+
+A phone app reads it next to `model.tflite`: the vocabulary in id order to encode a prefix and
+decode ids, `unk_id` for characters outside it, `state_size` to allocate the state. JSON escapes
+control characters, so tokens such as "\\n" and " " round-trip exactly. Pure Python.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from typing import Any
+
+from rnnzoo.export import contract
+
+FORMAT = "rnnzoo.export"
+VERSION = 1
+
+
+class MetadataError(ValueError):
+    """`model.json` is missing, not an rnnzoo export's, or inconsistent."""
+
+
+@dataclasses.dataclass
+class ExportMetadata:
+    """The content of `model.json`.
+
+    Fields:
+        model, impl, num_layers, units, embedding_dim: the architecture (`TrainConfig` fields).
+        corpus: the TFDS name/config the model was trained on.
+        vocab: the tokens in id order. vocab_size: `len(vocab)`.
+        unk_token, unk_id: the unknown token and its id (None for a closed vocabulary).
+        oov_policy, oov_policy_text: what an out-of-vocabulary prefix character becomes.
+        state_size: width of the packed state; state_layout: its slices (`contract.state_layout`).
+        max_num_chars, max_batch_size: the limits the signatures enforce.
+        val_perplexity: validation perplexity of the exported checkpoint (None when unknown);
+            val_perplexity_source says where it comes from.
+        checkpoint, epoch: which checkpoint was exported, and its training epoch if known.
+        quantize: the TFLite weights' quantization ("none", "dynamic", "float16").
+        tflite: file name, signature, batch size, tensor names, size in bytes, and the largest
+            logit difference from the SavedModel measured at export time.
+        saved_model: directory name and signature names.
+    """
+
+    model: str
+    impl: str
+    num_layers: int
+    units: int
+    embedding_dim: int
+    corpus: str | None
+    vocab: list[str]
+    vocab_size: int
+    unk_token: str | None
+    unk_id: int | None
+    state_size: int
+    state_layout: list[dict]
+    val_perplexity: float | None = None
+    val_perplexity_source: str | None = None
+    checkpoint: str | None = None
+    epoch: int | None = None
+    quantize: str = "none"
+    tflite: dict[str, Any] = dataclasses.field(default_factory=dict)
+    saved_model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    oov_policy: str = contract.OOV_POLICY
+    oov_policy_text: str = contract.OOV_POLICY_TEXT
+    max_num_chars: int = contract.MAX_NUM_CHARS
+    max_batch_size: int = contract.MAX_BATCH_SIZE
+
+    def __post_init__(self):
+        if self.vocab_size != len(self.vocab):
+            raise MetadataError(f"`vocab_size` is {self.vocab_size} but `vocab` holds "
+                                f"{len(self.vocab)} tokens")
+        if self.state_size != sum(s["size"] for s in self.state_layout):
+            raise MetadataError(f"`state_size` {self.state_size} does not match "
+                                f"`state_layout` {self.state_layout}")
+        if self.unk_id is not None and self.vocab[self.unk_id] != self.unk_token:
+            raise MetadataError(f"`unk_id` {self.unk_id} is not the unknown token "
+                                f"{self.unk_token!r}")
+
+    def to_json(self) -> str:
+        payload = {"format": FORMAT, "version": VERSION, **dataclasses.asdict(self)}
+        return json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "model.json") -> ExportMetadata:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise MetadataError(f"{source} is not valid JSON: {e}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise MetadataError(f"{source} is not an {FORMAT!r} file")
+        if data.get("version") != VERSION:
+            raise MetadataError(f"{source} has version {data.get('version')!r}; this code reads "
+                                f"version {VERSION}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in fields})
+        except TypeError as e:
+            raise MetadataError(f"{source}: {e}") from None
+
+    @classmethod
+    def load(cls, path) -> ExportMetadata:
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise MetadataError(f"{path} does not exist; an rnnzoo export keeps "
+                                f"{contract.METADATA_FILE} beside {contract.TFLITE_FILE}")
+        return cls.from_json(path.read_text(encoding="utf-8"), source=str(path))
+
+    def encode(self, text: str) -> list[int]:
+        """`text`, character by character, as ids; OOV characters follow `oov_policy`."""
+        index = {t: i for i, t in enumerate(self.vocab)}
+        ids = [index.get(ch, -1) for ch in text]
+        if self.unk_id is not None:
+            return [self.unk_id if i < 0 else i for i in ids]
+        unknown = sorted({ch for ch, i in zip(text, ids) if i < 0})
+        if unknown:
+            raise ValueError(f"the prefix holds characters that are not in the vocabulary, "
+                             f"which has no unknown token: {unknown[:5]}")
+        return ids
+
+    def decode(self, ids) -> str:
+        return "".join(self.vocab[int(i)] for i in ids)
