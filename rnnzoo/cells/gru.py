@@ -32,17 +32,35 @@ def _gru_step(projected, h, recurrent_kernel, recurrent_bias, reset_after):
       `[batch, units]`, `H_t`.
     """
     units = h.shape[-1]
-    x_zr, x_h = tf.split(projected, [2 * units, units], axis=-1)
     if reset_after:
-        recurrent = tf.nn.bias_add(tf.matmul(h, recurrent_kernel), recurrent_bias)
-        rec_zr, rec_h = tf.split(recurrent, [2 * units, units], axis=-1)
-        z, r = tf.split(tf.sigmoid(x_zr + rec_zr), 2, axis=-1)
-        candidate = tf.tanh(x_h + r * rec_h)
-    else:
-        kernel_zr, kernel_h = tf.split(recurrent_kernel, [2 * units, units], axis=-1)
-        z, r = tf.split(tf.sigmoid(x_zr + tf.matmul(h, kernel_zr)), 2, axis=-1)
-        candidate = tf.tanh(x_h + tf.matmul(r * h, kernel_h))
+        h, _ = _gru_gates(projected, h, recurrent_kernel, recurrent_bias)
+        return h
+    x_zr, x_h = tf.split(projected, [2 * units, units], axis=-1)
+    kernel_zr, kernel_h = tf.split(recurrent_kernel, [2 * units, units], axis=-1)
+    z, r = tf.split(tf.sigmoid(x_zr + tf.matmul(h, kernel_zr)), 2, axis=-1)
+    candidate = tf.tanh(x_h + tf.matmul(r * h, kernel_h))
     return z * h + (1.0 - z) * candidate
+
+
+def _gru_gates(projected, h, recurrent_kernel, recurrent_bias):
+    """One `reset_after` GRU step, also returning what backpropagation needs.
+
+        x_zr, x_h = split(projected, [2*units, units])
+        rec_zr, rec_h = split(H W_h + b_hh, [2*units, units])   # one fused recurrent matmul
+        Z, R = split(sigmoid(x_zr + rec_zr), 2)
+        N = tanh(x_h + R * rec_h)
+        H_t = Z * H + (1 - Z) * N
+
+    Returns:
+      `(H_t, (Z, R, N, rec_h))`, each `[batch, units]`.
+    """
+    units = h.shape[-1]
+    x_zr, x_h = tf.split(projected, [2 * units, units], axis=-1)
+    recurrent = tf.nn.bias_add(tf.matmul(h, recurrent_kernel), recurrent_bias)
+    rec_zr, rec_h = tf.split(recurrent, [2 * units, units], axis=-1)
+    z, r = tf.split(tf.sigmoid(x_zr + rec_zr), 2, axis=-1)
+    candidate = tf.tanh(x_h + r * rec_h)
+    return z * h + (1.0 - z) * candidate, (z, r, candidate, rec_h)
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")

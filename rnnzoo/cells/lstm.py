@@ -6,12 +6,15 @@ import tensorflow as tf
 from rnnzoo.cells.base import RecurrentCell, unpack_states
 
 
-def _lstm_step(projected, h, c, recurrent_kernel):
-    """One LSTM step; the gate blocks are in Keras' order `i, f, g, o`.
+def _lstm_gates(projected, h, c, recurrent_kernel):
+    """One LSTM step, also returning the activations that backpropagation needs.
+
+    The gate blocks are in Keras' order `i, f, g, o`:
 
         i, f, g, o = split(projected + H W_h, 4)      # one fused recurrent matmul
-        C_t = sigmoid(f) * C + sigmoid(i) * tanh(g)
-        H_t = sigmoid(o) * tanh(C_t)
+        I, F, G, O = sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+        C_t = F * C + I * G
+        H_t = O * tanh(C_t)
 
     Args:
       projected: `[batch, 4*units]`, `X_t W_x + b`.
@@ -20,12 +23,19 @@ def _lstm_step(projected, h, c, recurrent_kernel):
       recurrent_kernel: `[units, 4*units]`, `[W_hi | W_hf | W_hc | W_ho]`.
 
     Returns:
-      `(H_t, C_t)`, each `[batch, units]`.
+      `(H_t, C_t, (I, F, G, O, tanh(C_t)))`, each `[batch, units]`.
     """
     gates = projected + tf.matmul(h, recurrent_kernel)
     i, f, g, o = tf.split(gates, 4, axis=-1)
-    c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
-    h = tf.sigmoid(o) * tf.tanh(c)
+    i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+    c = f * c + i * g
+    tanh_c = tf.tanh(c)
+    return o * tanh_c, c, (i, f, g, o, tanh_c)
+
+
+def _lstm_step(projected, h, c, recurrent_kernel):
+    """One LSTM step (`_lstm_gates` without the activations): returns `(H_t, C_t)`."""
+    h, c, _ = _lstm_gates(projected, h, c, recurrent_kernel)
     return h, c
 
 

@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from rnnzoo import cells as cells_lib
+from rnnzoo.models import recurrence
 
 MODELS = ("rnn", "gru", "lstm")
 IMPLS = ("rnnzoo", "keras")
@@ -33,7 +34,10 @@ class CharLM(keras.Model):
     `embedding_dim > 0` a learned `keras.layers.Embedding` feeds the first layer instead.
 
     With `impl="rnnzoo"`, the input projection of every time step is one matmul (or gather) done
-    before the time loop; the loop itself only runs each cell's recurrent `step`. With
+    before the time loop; the loop itself only runs each cell's recurrent half, and its gradient
+    is the hand-written backpropagation through time of `rnnzoo.models.recurrence` (the fast
+    path, the default; setting the attribute `fast_recurrence = False` differentiates the plain
+    loop over `cell.step` instead). `step` runs the cells' own `step`, as export does. With
     `impl="keras"`, the layers are `keras.layers.SimpleRNN/GRU/LSTM` (d2l's "concise
     implementation"), and one-step generation runs their `.cell`.
 
@@ -81,6 +85,8 @@ class CharLM(keras.Model):
         self.init = init
         self.forget_bias = forget_bias
         self.seed = seed
+        # Not part of the config: the plain autodiff loop is for tests and benchmarks only.
+        self.fast_recurrence = True
 
         input_dim = embedding_dim or vocab_size
         self.embedding = (keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
@@ -95,6 +101,10 @@ class CharLM(keras.Model):
             for i, layer in enumerate(self.rnn_layers):
                 layer.build((None, None, input_dim if i == 0 else units))
             self.cells = [layer.cell for layer in self.rnn_layers]
+        # Keras 3 hides list-held layers from tf.train.Checkpoint; one attribute per layer makes
+        # a checkpoint of the model alone hold every weight.
+        for i, layer in enumerate(self.rnn_layers or self.cells):
+            setattr(self, f"recurrent_{i}", layer)
         head_kwargs = {}
         if init == "d2l":
             head_kwargs = dict(kernel_initializer=_d2l_normal(_offset(seed, 1000)),
@@ -158,11 +168,7 @@ class CharLM(keras.Model):
         layer_states = self._per_layer(states)
         new_states = []
         if self.impl == "rnnzoo":
-            x = None
-            for i, cell in enumerate(self.cells):
-                projected = self._project(i, token_ids, x)
-                x, s = _unroll(cell.step, projected, layer_states[i])
-                new_states.extend(s)
+            x, new_states = self._unroll(token_ids, layer_states)
         else:
             x = self._first_layer_inputs(token_ids)
             for layer, s in zip(self.rnn_layers, layer_states):
@@ -186,6 +192,25 @@ class CharLM(keras.Model):
             new_states.extend(s if isinstance(s, (list, tuple)) else [s])
         return self.head(x), new_states
 
+    def _unroll(self, token_ids, layer_states):
+        """The recurrent layers over a sequence: `[batch, time]` ids -> `[batch, time, units]`.
+
+        Runs time-major (`[time, batch, ...]`, so a time step is a contiguous slice) through
+        `recurrence.run_layer`: per layer, the input projection of all time steps is one
+        gather or matmul, then the loop runs only the recurrent half of the cell, and its
+        gradient is the hand-written backpropagation through time of `rnnzoo.models.recurrence`
+        (`self.fast_recurrence = False` differentiates the plain loop instead).
+        """
+        x = None
+        ids = tf.transpose(token_ids)
+        new_states = []
+        for i, cell in enumerate(self.cells):
+            projected = self._project(i, ids, x)
+            x, s = recurrence.run_layer(cell, projected, layer_states[i],
+                                        fast=self.fast_recurrence)
+            new_states.extend(s)
+        return tf.transpose(x, [1, 0, 2]), new_states
+
     def _project(self, i, token_ids, x):
         """Input projection of layer i for all time steps: `[..., G * units]`."""
         cell = self.cells[i]
@@ -207,31 +232,6 @@ class CharLM(keras.Model):
                       embedding_dim=self.embedding_dim, impl=self.impl, init=self.init,
                       forget_bias=self.forget_bias, seed=self.seed)
         return config
-
-
-def _unroll(step, projected, states):
-    """Runs `step` over time. `projected`: `[batch, time, G * units]` -> `[batch, time, units]`.
-
-    With a static number of steps (training's `num_steps`) the loop is unrolled in the graph,
-    which lets grappler schedule and fuse across steps; otherwise a `tf.while_loop` runs it.
-    """
-    steps = projected.shape[1]
-    time_major = tf.transpose(projected, [1, 0, 2])
-    if steps is not None:
-        outputs = []
-        for x_t in tf.unstack(time_major, num=steps):
-            h, states = step(x_t, states)
-            outputs.append(h)
-        return tf.stack(outputs, axis=1), list(states)
-    n = tf.shape(time_major)[0]
-    outputs = tf.TensorArray(projected.dtype, size=n)
-
-    def body(t, outputs, states):
-        h, new_states = step(time_major[t], states)
-        return t + 1, outputs.write(t, h), list(new_states)
-
-    _, outputs, states = tf.while_loop(lambda t, *_: t < n, body, (0, outputs, list(states)))
-    return tf.transpose(outputs.stack(), [1, 0, 2]), list(states)
 
 
 def _check_choice(name, value, choices):

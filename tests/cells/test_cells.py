@@ -96,6 +96,18 @@ def test_project_ids_is_one_hot_matmul(case):
     np.testing.assert_allclose(cell.project_inputs(tf.one_hot(ids, vocab)), want, atol=1e-5)
     np.testing.assert_allclose(tf.function(cell.project_ids)(ids), want, atol=1e-5)
 
+    # The same gradients too (the gather's are sparse rows).
+    seed = tf.constant(rng.normal(size=want.shape).astype("float32"))
+    grads = []
+    for project in (cell.project_ids, lambda i: cell.project_inputs(tf.one_hot(i, vocab))):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(project(ids) * seed)
+        grads.append(
+            [tf.convert_to_tensor(g) for g in tape.gradient(loss, [cell.kernel, cell.bias])]
+        )
+    for g_ids, g_one_hot in zip(*grads, strict=True):
+        np.testing.assert_allclose(g_ids, g_one_hot, atol=1e-5)
+
 
 @case_params
 def test_call_is_step_of_projected_inputs(case):

@@ -112,3 +112,17 @@ def test_config_round_trip():
 def test_bad_arguments_name_the_problem(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CharLM(V, **kwargs)
+
+
+@pytest.mark.parametrize("impl", ["rnnzoo", "keras"])
+def test_a_checkpoint_of_the_model_alone_holds_every_weight(tmp_path, impl):
+    """Keras 3 hides list-held layers from tf.train.Checkpoint; CharLM must not."""
+    model = CharLM(V, cell="lstm", num_layers=2, units=H, impl=impl, seed=1)
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    saved = [n for n, _ in tf.train.list_variables(path) if n.startswith("model/")]
+    assert len(saved) == len(model.weights) == 8, saved  # 2 layers x 3 weights + the head's 2.
+    clone = CharLM(V, cell="lstm", num_layers=2, units=H, impl=impl, seed=2)
+    tf.train.Checkpoint(model=clone).read(path).assert_existing_objects_matched()
+    assert len(clone.weights) == len(model.weights) == 8
+    for a, b in zip(model.weights, clone.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -174,3 +174,14 @@ def test_train_py_killed_mid_run_resumes_from_its_last_checkpoint(
     assert RunDir(workdir).latest_checkpoint().endswith(f"ckpt-{killed_at + 2}")
     config = json.loads((workdir / "config.json").read_text())
     assert config["num_epochs"] == killed_at + 2
+
+
+def test_long_epochs_show_a_progress_bar(tmp_path, source_dir, tfds_dir, capsys):
+    # 10,000 characters in windows of 2 x 4 make about 1,250 batches: a long epoch.
+    config = _config(num_epochs=1, num_hiddens=4, batch_size=2, num_steps=4, pred_len=2)
+    _train(config, tmp_path / "run", source_dir, tfds_dir)
+    out = capsys.readouterr().out
+    assert "perplexity:" in out and "/1249" in out
+    short = _config(num_epochs=1, num_hiddens=4, pred_len=2)
+    _train(short, tmp_path / "short", source_dir, tfds_dir)
+    assert "perplexity:" not in capsys.readouterr().out  # 8 batches: no bar.
