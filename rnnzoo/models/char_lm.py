@@ -89,8 +89,10 @@ class CharLM(keras.Model):
         self.fast_recurrence = True
 
         input_dim = embedding_dim or vocab_size
-        self.embedding = (keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
-                          if embedding_dim else None)
+        self.embedding = (keras.layers.Embedding(
+            vocab_size, embedding_dim, name="embedding",
+            embeddings_initializer=keras.initializers.RandomUniform(
+                -0.05, 0.05, seed=_offset(seed, 2000))) if embedding_dim else None)
         if impl == "rnnzoo":
             self.cells = [self._make_rnnzoo_cell(i) for i in range(num_layers)]
             for i, c in enumerate(self.cells):
@@ -105,11 +107,11 @@ class CharLM(keras.Model):
         # a checkpoint of the model alone hold every weight.
         for i, layer in enumerate(self.rnn_layers or self.cells):
             setattr(self, f"recurrent_{i}", layer)
-        head_kwargs = {}
-        if init == "d2l":
-            head_kwargs = dict(kernel_initializer=_d2l_normal(_offset(seed, 1000)),
-                               bias_initializer="zeros")
-        self.head = keras.layers.Dense(vocab_size, name="head", **head_kwargs)
+        # Every initialiser is seeded from `seed`, so the seed alone fixes the initial weights.
+        head_init = (_d2l_normal(_offset(seed, 1000)) if init == "d2l"
+                     else keras.initializers.GlorotUniform(_offset(seed, 1000)))
+        self.head = keras.layers.Dense(vocab_size, name="head", kernel_initializer=head_init,
+                                       bias_initializer="zeros")
         self.head.build((None, units))
         if self.embedding is not None:
             self.embedding.build((None,))

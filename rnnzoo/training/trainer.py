@@ -10,8 +10,9 @@ trainer owns everything else: the `tf.GradientTape`, averaging over the *global*
 global-norm clip, the optimizer update and the `tf.function` compilation.
 
 Under a `tf.distribute` strategy, build the model and optimizer inside `strategy.scope()` and pass
-the strategy: each replica's loss is divided by the global count (replicas x count), so the
-summed gradients are the gradient of the global mean.
+the strategy: each replica's loss is divided by the global count (replicas x count), the replicas'
+gradients are summed into the gradient of the global mean, and that is what gets clipped; two
+replicas take exactly the step one device takes on the whole batch (tested).
 """
 
 from __future__ import annotations
@@ -65,16 +66,22 @@ class Trainer:
 
     def _replica_train_step(self, batch, carry):
         variables = self.model.trainable_variables
+        replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             loss_sum, count, new_carry = self.loss_fn(self.model, batch, carry, True)
-            global_count = count * self.strategy.num_replicas_in_sync
-            loss = loss_sum / global_count
+            loss = loss_sum / (count * replicas)  # This replica's share of the global mean.
         # A row gather (one-hot input) gives IndexedSlices whose repeated rows are not summed
         # yet; the global norm must be taken over the summed, dense gradient.
         grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+        if replicas > 1:
+            # Clip the gradient of the global batch, not each replica's share of it.
+            grads = tf.distribute.get_replica_context().all_reduce("SUM", grads)
         grad_norm = tf.linalg.global_norm(grads)
         if self.clip_norm is not None:
             grads, _ = tf.clip_by_global_norm(grads, self.clip_norm, use_norm=grad_norm)
+        if replicas > 1:
+            # Keras' optimizer sums gradients over the replicas again; hand it equal shares.
+            grads = [g / replicas for g in grads]
         self.optimizer.apply_gradients(zip(grads, variables))
         return loss_sum, count, grad_norm, new_carry
 
@@ -84,8 +91,10 @@ class Trainer:
             return self._replica_train_step(batch, carry)
         loss_sum, count, grad_norm, new_carry = self.strategy.run(
             self._replica_train_step, args=(batch, carry))
-        reduce = lambda v: self.strategy.reduce("SUM", v, axis=None)  # noqa: E731
-        return reduce(loss_sum), reduce(count), grad_norm, new_carry
+        total = lambda v: self.strategy.reduce("SUM", v, axis=None)  # noqa: E731
+        # Every replica computed the same global norm.
+        grad_norm = self.strategy.reduce("MEAN", grad_norm, axis=None)
+        return total(loss_sum), total(count), grad_norm, new_carry
 
     def _eval_step(self, batch, carry):
         """-> (loss_sum, count, new_carry) without touching the weights."""

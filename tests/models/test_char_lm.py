@@ -126,3 +126,16 @@ def test_a_checkpoint_of_the_model_alone_holds_every_weight(tmp_path, impl):
     assert len(clone.weights) == len(model.weights) == 8
     for a, b in zip(model.weights, clone.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("impl, init", [("rnnzoo", "d2l"), ("rnnzoo", "keras"), ("keras", "keras")])
+def test_the_seed_alone_fixes_every_initial_weight(impl, init):
+    def build(seed):
+        return CharLM(V, cell="gru", num_layers=2, units=H, embedding_dim=5, impl=impl,
+                      init=init, seed=seed)
+
+    a, b, c = build(7), build(7), build(8)
+    for u, v in zip(a.weights, b.weights):
+        np.testing.assert_array_equal(u.numpy(), v.numpy())
+    assert all(not np.array_equal(u.numpy(), w.numpy())
+               for u, w in zip(a.weights, c.weights) if u.numpy().any())
