@@ -8,7 +8,7 @@ def char_lm_from_config(config, vocab_size: int) -> CharLM:
     return CharLM(vocab_size, cell=config.model, num_layers=config.num_layers,
                   units=config.num_hiddens, embedding_dim=config.embedding_dim,
                   impl=config.impl, init=config.init, forget_bias=config.forget_bias,
-                  seed=config.seed)
+                  reset_after=config.reset_after, seed=config.seed)
 
 
 __all__ = ["CharLM", "IMPLS", "MODELS", "char_lm_from_config"]

@@ -50,6 +50,9 @@ class CharLM(keras.Model):
         impl: "rnnzoo" (cells from `rnnzoo.cells`) or "keras" (`keras.layers`).
         init: "d2l" (weights N(0, 0.01), zero biases) or "keras" (Keras' initialisers).
         forget_bias: initial LSTM forget-gate bias (rnnzoo cells only).
+        reset_after: GRU only. True: the reset gate scales the recurrent candidate after its
+            matmul (Keras / cuDNN; trains through the hand-written backward pass). False: it
+            scales the state before (d2l's and Cho et al.'s GRU; trains through autodiff).
         seed: seed for the weight initialisers.
 
     Call arguments:
@@ -65,7 +68,8 @@ class CharLM(keras.Model):
     """
 
     def __init__(self, vocab_size, cell="lstm", num_layers=1, units=256, embedding_dim=0,
-                 impl="rnnzoo", init="d2l", forget_bias=0.0, seed=None, **kwargs):
+                 impl="rnnzoo", init="d2l", forget_bias=0.0, reset_after=True, seed=None,
+                 **kwargs):
         super().__init__(**kwargs)
         _check_choice("cell", cell, MODELS)
         _check_choice("impl", impl, IMPLS)
@@ -84,6 +88,7 @@ class CharLM(keras.Model):
         self.impl = impl
         self.init = init
         self.forget_bias = forget_bias
+        self.reset_after = bool(reset_after)
         self.seed = seed
         # Not part of the config: the plain autodiff loop is for tests and benchmarks only.
         self.fast_recurrence = True
@@ -131,6 +136,8 @@ class CharLM(keras.Model):
         kwargs = self._init_kwargs(i)
         if self.cell_type == "lstm":
             kwargs["forget_bias"] = self.forget_bias
+        if self.cell_type == "gru":
+            kwargs["reset_after"] = self.reset_after
         return cells_lib.make_cell(self.cell_type, self.units, name=f"{self.cell_type}_{i}",
                                    **kwargs)
 
@@ -138,6 +145,8 @@ class CharLM(keras.Model):
         kwargs = self._init_kwargs(i)
         if self.cell_type == "lstm":
             kwargs["unit_forget_bias"] = self.init == "keras"
+        if self.cell_type == "gru":
+            kwargs["reset_after"] = self.reset_after
         return _KERAS_LAYERS[self.cell_type](
             self.units, return_sequences=True, return_state=True, name=f"{self.cell_type}_{i}",
             **kwargs)
@@ -232,7 +241,8 @@ class CharLM(keras.Model):
         config.update(vocab_size=self.vocab_size, cell=self.cell_type,
                       num_layers=self.num_layers, units=self.units,
                       embedding_dim=self.embedding_dim, impl=self.impl, init=self.init,
-                      forget_bias=self.forget_bias, seed=self.seed)
+                      forget_bias=self.forget_bias, reset_after=self.reset_after,
+                      seed=self.seed)
         return config
 
 

@@ -24,6 +24,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXPORT_MODELS = {
     "rnn": dict(model="rnn"),
     "gru": dict(model="gru"),
+    "gru_reset_before": dict(model="gru", reset_after=False),
     "lstm": dict(model="lstm"),
     "lstm_2layer": dict(model="lstm", num_layers=2),
     "keras_lstm": dict(model="lstm", impl="keras"),

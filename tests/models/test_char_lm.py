@@ -20,7 +20,7 @@ def _copy_weights(src: CharLM, dst: CharLM):
         d.kernel.assign(s.kernel)
         d.recurrent_kernel.assign(s.recurrent_kernel)
         bias = s.bias.numpy()
-        if src.cell_type == "gru":  # Keras GRU (reset_after) keeps both biases in one [2, 3H].
+        if src.cell_type == "gru" and src.reset_after:  # Keras keeps both biases in one [2, 3H].
             bias = np.stack([bias, s.recurrent_bias.numpy()])
         d.bias.assign(bias)
     dst.head.set_weights(src.head.get_weights())
@@ -44,10 +44,12 @@ def test_step_by_step_equals_sequence(cell, impl):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_rnnzoo_cells_match_keras_layers(cell):
-    ours = CharLM(V, cell=cell, num_layers=2, units=H, impl="rnnzoo", init="keras", seed=1)
-    theirs = CharLM(V, cell=cell, num_layers=2, units=H, impl="keras", init="keras", seed=2)
+@pytest.mark.parametrize("cell, reset_after", [
+    ("rnn", True), ("gru", True), ("gru", False), ("lstm", True)])
+def test_rnnzoo_cells_match_keras_layers(cell, reset_after):
+    kw = dict(cell=cell, num_layers=2, units=H, init="keras", reset_after=reset_after)
+    ours = CharLM(V, impl="rnnzoo", seed=1, **kw)
+    theirs = CharLM(V, impl="keras", seed=2, **kw)
     _copy_weights(ours, theirs)
     x = _ids(1)
     states = [tf.random.normal([B, H], seed=i) for i in range(len(ours.state_sizes))]
