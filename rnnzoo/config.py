@@ -37,7 +37,7 @@ class TrainConfig:
     embedding_dim: int = 0  # 0: one-hot input (as d2l); > 0: a learned embedding of that size.
     init: str = "d2l"  # d2l: N(0, 0.01) weights and zero biases; keras: Keras' initialisers.
     forget_bias: float = 0.0  # Initial LSTM forget-gate bias (d2l 0; Keras unit_forget_bias 1).
-    reset_after: bool = True  # GRU: reset gate after the recurrent matmul (Keras); False: d2l's.
+    reset_after: bool = True  # GRU: reset gate after the recurrent matmul (d2l-zh); False: before.
     # Data.
     corpus: str = "jaychou_lyrics/d2l_zh"  # TFDS name/config of the corpus.
     vocab_max_size: int = 0  # 0: keep every training character.
@@ -124,9 +124,10 @@ _TIME_MACHINE = dict(corpus="time_machine/d2l", sampler_edition=2,
 PRESETS: dict[str, dict[str, Any]] = {
     # d2l-zh 6.4 / 6.5: the RNN from scratch on Jay Chou (250 epochs, a report every 50).
     "d2l_zh_rnn": dict(model="rnn", num_epochs=250, pred_period=50),
-    # d2l-zh 6.7: the GRU from scratch on Jay Chou, with d2l's reset-before candidate
-    # tanh(X W_xh + (R * H) W_hh + b_h).
-    "d2l_zh_gru": dict(model="gru", reset_after=False),
+    # d2l-zh 6.7: the GRU from scratch on Jay Chou. Its candidate is reset-after,
+    # tanh(X W_xh + R * (H W_hh) + b_h) (`R * nd.dot(H, W_hh)` in d2l-zh's code); d2l's 2nd
+    # edition uses the reset-before form, `reset_after=False`.
+    "d2l_zh_gru": dict(model="gru"),
     # d2l-zh 6.8: the LSTM from scratch on Jay Chou (the defaults).
     "d2l_zh_lstm": dict(model="lstm"),
     # d2l 9.3: the 2-layer LSTM on The Time Machine (first 10,000 characters), lr 2, clip 1.

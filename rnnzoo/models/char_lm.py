@@ -51,8 +51,9 @@ class CharLM(keras.Model):
         init: "d2l" (weights N(0, 0.01), zero biases) or "keras" (Keras' initialisers).
         forget_bias: initial LSTM forget-gate bias (rnnzoo cells only).
         reset_after: GRU only. True: the reset gate scales the recurrent candidate after its
-            matmul (Keras / cuDNN; trains through the hand-written backward pass). False: it
-            scales the state before (d2l's and Cho et al.'s GRU; trains through autodiff).
+            matmul (d2l-zh 1st ed., Keras, cuDNN; trains through the hand-written backward
+            pass). False: it scales the state before (d2l 2nd ed., Cho et al.; trains through
+            autodiff).
         seed: seed for the weight initialisers.
 
     Call arguments:
