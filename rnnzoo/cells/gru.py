@@ -86,9 +86,9 @@ class GRUCell(RecurrentCell):
     Args:
       units: Positive integer, the size of the hidden state.
       reset_after: `True` (default): the reset gate multiplies the recurrent candidate after
-        its matmul, one fused recurrent matmul per step, a separate recurrent bias (Keras'
-        default and cuDNN's). `False`: it multiplies `H` before the matmul, the original
-        GRU of Cho et al. and d2l's; two recurrent matmuls per step.
+        its matmul, one fused recurrent matmul per step, a separate recurrent bias (d2l-zh
+        1st ed.'s, Keras' default and cuDNN's). `False`: it multiplies `H` before the matmul,
+        the original GRU of Cho et al. and d2l 2nd ed.'s; two recurrent matmuls per step.
       kernel_initializer, recurrent_initializer, bias_initializer, seed, **kwargs: See
         `RecurrentCell`. Weights start as d2l's: `normal(0, 0.01)`, zero biases.
 
