@@ -165,6 +165,12 @@ def _download(dl_manager, source: Source) -> epath.Path:
         raise CorpusError(
             f"{source.url}: downloaded {source.filename} has the wrong checksum: {err}"
         ) from err
+    except OSError as err:  # requests' connection errors are OSErrors too.
+        raise CorpusError(
+            f"{source.url}: could not download {source.filename} ({type(err).__name__}: "
+            f"{err}). Offline, put the original file in a directory and set "
+            f"${SOURCE_DIR_ENV} to it (train.py --data_dir, load_text(..., source_dir=...))"
+        ) from err
 
 
 def _size_hint(path: epath.Path, size: int, expected: int) -> str:

@@ -96,6 +96,16 @@ def test_fetch_turns_tfds_checksum_error_into_corpus_error(tmp_path):
         sources.fetch(manager, SOURCE)
 
 
+def test_fetch_without_a_network_says_how_to_build_offline():
+    import requests
+
+    error = requests.exceptions.ConnectionError("Failed to resolve 'example.invalid'")
+    manager = StandInDownloadManager(error=error)
+    with pytest.raises(CorpusError, match=r"could not download data\.txt \(ConnectionError.*"
+                                          rf"set \${sources.SOURCE_DIR_ENV}"):
+        sources.fetch(manager, SOURCE)
+
+
 def test_fetch_prefers_a_local_dir_and_never_downloads(tmp_path, monkeypatch):
     local = tmp_path / "local"
     local.mkdir()
