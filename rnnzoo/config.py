@@ -13,6 +13,7 @@ from typing import Any
 
 MODELS = ("rnn", "gru", "lstm")
 IMPLS = ("rnnzoo", "keras")
+INITS = ("d2l", "keras")
 SAMPLERS = ("consecutive", "random")
 
 
@@ -66,7 +67,7 @@ class TrainConfig:
         _one_of("model", self.model, MODELS)
         _one_of("impl", self.impl, IMPLS)
         _one_of("sampler", self.sampler, SAMPLERS)
-        _one_of("init", self.init, ("d2l", "keras"))
+        _one_of("init", self.init, INITS)
         _one_of("sampler_edition", self.sampler_edition, (1, 2))
         for name in ("num_layers", "num_hiddens", "batch_size", "num_steps", "num_epochs",
                      "pred_period", "checkpoint_every", "keep_checkpoints", "vocab_min_count"):

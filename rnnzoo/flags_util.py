@@ -7,10 +7,9 @@ import inspect
 
 from absl import flags
 
-from rnnzoo.config import MODELS, PRESETS, SAMPLERS, TrainConfig
+from rnnzoo.config import IMPLS, INITS, MODELS, PRESETS, SAMPLERS, TrainConfig
 
-_ENUMS = {"model": MODELS, "sampler": SAMPLERS, "impl": ("rnnzoo", "keras"),
-          "init": ("d2l", "keras")}
+_ENUMS = {"model": MODELS, "sampler": SAMPLERS, "impl": IMPLS, "init": INITS}
 
 
 def _field_help() -> dict[str, str]:

@@ -12,11 +12,8 @@ import keras
 import tensorflow as tf
 
 from rnnzoo import cells as cells_lib
+from rnnzoo.config import IMPLS, INITS, MODELS
 from rnnzoo.models import recurrence
-
-MODELS = ("rnn", "gru", "lstm")
-IMPLS = ("rnnzoo", "keras")
-INITS = ("d2l", "keras")
 
 _KERAS_LAYERS = {"rnn": keras.layers.SimpleRNN, "gru": keras.layers.GRU, "lstm": keras.layers.LSTM}
 
