@@ -45,38 +45,12 @@ def tflite_perplexity(tflite, ids, max_chars: int | None = None) -> float:
 
 
 def model_perplexity(model, ids, *, batch_size: int = 32, num_steps: int = 35) -> float:
-    """Perplexity of a `CharLM` on `ids`, read as training reads validation text.
+    """Perplexity of a `CharLM` on `ids`, read as training reads validation text
+    (`rnnzoo.evaluation.perplexity_evaluator`)."""
+    from rnnzoo.evaluation import perplexity_evaluator  # TensorFlow: not for the TFLite path.
 
-    d2l-zh's consecutive layout: `B = min(batch_size, (N - 1) // num_steps)` rows (at least 1)
-    of `L = N // B` ids; window `w` is columns `[w*T, w*T + T)` of every row (targets one
-    further), for the `(L - 1) // T` full windows, the state carried from window to window.
-    """
-    import tensorflow as tf
-
-    ids = np.asarray(ids, np.int32)
-    rows = max(1, min(batch_size, (len(ids) - 1) // num_steps))
-    length = len(ids) // rows
-    windows = (length - 1) // num_steps
-    if ids.ndim != 1 or windows < 1:
-        raise ValueError(f"`ids` must be 1-D with at least {rows * (num_steps + 1)} ids for "
-                         f"num_steps {num_steps}, got shape {ids.shape}")
-    table = ids[:rows * length].reshape(rows, length)
-
-    @tf.function(reduce_retracing=True)
-    def window_nll(x, y, states):
-        logits, states = model(x, states)
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        return tf.reduce_sum(tf.cast(nll, tf.float64)), states
-
-    states = model.initial_state(rows)
-    total = 0.0
-    for w in range(windows):
-        start = w * num_steps
-        x = table[:, start:start + num_steps]
-        y = table[:, start + 1:start + num_steps + 1]
-        nll, states = window_nll(tf.constant(x), tf.constant(y), states)
-        total += float(nll)
-    return math.exp(total / (rows * windows * num_steps))
+    return perplexity_evaluator(model, batch_size=batch_size, num_steps=num_steps)(ids)[
+        "perplexity"]
 
 
 def compare_quantizations(model, ids, *, modes=("none", "dynamic", "float16"),

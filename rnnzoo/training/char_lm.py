@@ -16,12 +16,12 @@ import math
 import time
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from rnnzoo.config import TrainConfig
 from rnnzoo.data.char_data import load_char_data
 from rnnzoo.data.lm_pipeline import carries_state, lm_dataset
+from rnnzoo.evaluation import perplexity_evaluator
 from rnnzoo.models import char_lm_from_config
 from rnnzoo.models.generation import TextGenerator
 from rnnzoo.run_dir import RunDir
@@ -62,7 +62,8 @@ def train(config: TrainConfig, workdir, *, resume: bool = False, source_dir=None
         run.truncate_metrics(start_epoch)
         log(f"resumed {run.path} at epoch {start_epoch}")
     generator = TextGenerator(model, data.vocab)
-    evaluate = perplexity_evaluator(model, config, data.vocab.unk_id)
+    evaluate = perplexity_evaluator(model, batch_size=config.batch_size,
+                                    num_steps=config.num_steps, unk_id=data.vocab.unk_id)
     writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
 
     train_corpus = tf.constant(data.train_ids)  # One copy for all epochs.
@@ -132,48 +133,3 @@ def _train_epoch(trainer, model, train_corpus, config: TrainConfig, epoch: int):
     total = float(tf.add_n(nll_sums))
     count = float(tf.add_n(counts))
     return math.exp(total / count) if math.isfinite(total) else total, count
-
-
-def perplexity_evaluator(model, config: TrainConfig, unk_id=None):
-    """Returns `evaluate(ids) -> dict`, compiled once: perplexity `exp(total NLL / tokens)`.
-
-    `ids` is read with the state carried.
-
-    The text is cut into `b` rows (d2l-zh's consecutive layout, no randomness) with
-    `b = min(batch_size, (len(ids) - 1) // num_steps)`, and every `num_steps` window of each
-    row is scored; at most `b * num_steps` trailing characters go unscored.
-
-    Returns `perplexity` over every scored character and, when the vocabulary has an unknown
-    token, `perplexity_known` over the targets that are not `<unk>` and `unk_rate`, the share
-    of `<unk>` targets. A character missing from the training text is an `<unk>` target the
-    model never saw, so its NLL is large: on d2l-zh's Jay Chou split (12% of validation
-    characters unseen) it dominates `perplexity`.
-    """
-    unk = -1 if unk_id is None else unk_id
-
-    @tf.function
-    def score(x, y, states):
-        logits, states = model(x, states, training=False)
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-        known = tf.cast(tf.not_equal(y, unk), tf.float32)
-        return (tf.reduce_sum(nll), tf.cast(tf.size(y), tf.float32),
-                tf.reduce_sum(nll * known), tf.reduce_sum(known), states)
-
-    def evaluate(ids: np.ndarray) -> dict:
-        batch = max(1, min(config.batch_size, (len(ids) - 1) // config.num_steps))
-        dataset = lm_dataset(ids, batch_size=batch, num_steps=config.num_steps,
-                             sampler="consecutive", edition=1, seed=0, epoch=0)
-        states = model.initial_state(batch)
-        sums = np.zeros(4)
-        for x, y in dataset:
-            *values, states = score(x, y, states)
-            sums += [float(v) for v in values]
-        total, count, known_total, known_count = sums
-        result = {"perplexity": math.exp(total / count)}
-        if unk_id is not None:
-            result["perplexity_known"] = (math.exp(known_total / known_count)
-                                          if known_count else float("nan"))
-            result["unk_rate"] = 1 - known_count / count
-        return result
-
-    return evaluate

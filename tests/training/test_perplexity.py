@@ -4,9 +4,8 @@ import math
 
 import numpy as np
 
-from rnnzoo.config import TrainConfig
+from rnnzoo.evaluation import perplexity_evaluator
 from rnnzoo.models import CharLM
-from rnnzoo.training.char_lm import perplexity_evaluator
 
 
 def _log_softmax(z):
@@ -20,8 +19,7 @@ def test_perplexity_is_exp_of_total_nll_over_tokens_with_state_carried():
     rng = np.random.default_rng(0)
     ids = rng.integers(0, vocab_size, 3 * 4 * 5 + 2).astype(np.int32)
     ids[::7] = 0  # Some <unk> targets.
-    config = TrainConfig(batch_size=batch, num_steps=steps)
-    result = perplexity_evaluator(model, config, unk_id=0)(ids)
+    result = perplexity_evaluator(model, batch_size=batch, num_steps=steps, unk_id=0)(ids)
 
     # NumPy: d2l-zh's consecutive layout, the whole rows run through the model at once
     # (equivalent to carrying the state window to window).
