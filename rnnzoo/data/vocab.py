@@ -221,9 +221,12 @@ class Vocabulary:
             if wrong:
                 raise TypeError(f"tokens must be str, got {_preview(wrong)}")
             if oov == "error":
+                remedy = ("it has no unknown token; pass oov='skip' to drop them"
+                          if self._unk_token is None
+                          else "pass oov='unk' or oov='skip' to allow them")
                 raise ValueError(
                     f"{int(unknown.sum())} tokens are not in the vocabulary: "
-                    f"{_preview(_distinct(bad))}; pass oov='unk' or oov='skip' to allow them")
+                    f"{_preview(_distinct(bad))}; {remedy}")
             ids = np.where(unknown, 0, ids) if oov == "unk" else ids[~unknown]
         return ids.astype(np.int32)
 

@@ -12,6 +12,7 @@ import json
 import pathlib
 from typing import Any
 
+from rnnzoo.data.vocab import Vocabulary
 from rnnzoo.export import contract
 
 FORMAT = "rnnzoo.export"
@@ -77,6 +78,11 @@ class ExportMetadata:
         if self.unk_id is not None and self.vocab[self.unk_id] != self.unk_token:
             raise MetadataError(f"`unk_id` {self.unk_id} is not the unknown token "
                                 f"{self.unk_token!r}")
+        try:  # The vocabulary itself, with its unknown-token policy (NumPy only, no TF).
+            self._vocabulary = Vocabulary(
+                self.vocab, unk_token=self.unk_token if self.unk_id is not None else None)
+        except ValueError as e:
+            raise MetadataError(f"`vocab` is not a valid rnnzoo vocabulary: {e}") from e
 
     def to_json(self) -> str:
         payload = {"format": FORMAT, "version": VERSION, **dataclasses.asdict(self)}
@@ -109,15 +115,7 @@ class ExportMetadata:
 
     def encode(self, text: str) -> list[int]:
         """`text`, character by character, as ids; OOV characters follow `oov_policy`."""
-        index = {t: i for i, t in enumerate(self.vocab)}
-        ids = [index.get(ch, -1) for ch in text]
-        if self.unk_id is not None:
-            return [self.unk_id if i < 0 else i for i in ids]
-        unknown = sorted({ch for ch, i in zip(text, ids) if i < 0})
-        if unknown:
-            raise ValueError(f"the prefix holds characters that are not in the vocabulary, "
-                             f"which has no unknown token: {unknown[:5]}")
-        return ids
+        return self._vocabulary.encode(list(text)).tolist()
 
     def decode(self, ids) -> str:
-        return "".join(self.vocab[int(i)] for i in ids)
+        return "".join(self._vocabulary.decode(ids))

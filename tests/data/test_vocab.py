@@ -129,7 +129,7 @@ def test_encode_error_lists_only_the_first_few_tokens():
 def test_encode_without_unk_token():
     vocab = Vocabulary.build("abc", unk_token=None)
     np.testing.assert_array_equal(vocab.encode("cab"), [2, 0, 1])
-    with pytest.raises(ValueError, match=r"not in the vocabulary: '中'"):
+    with pytest.raises(ValueError, match=r"not in the vocabulary: '中'; it has no unknown token"):
         vocab.encode("a中")  # the default is "error" when there is no unk token
     with pytest.raises(ValueError, match="needs an unknown token"):
         vocab.encode("abc", oov="unk")
