@@ -45,22 +45,32 @@ def _gru_step(projected, h, recurrent_kernel, recurrent_bias, reset_after):
 def _gru_gates(projected, h, recurrent_kernel, recurrent_bias):
     """One `reset_after` GRU step, also returning what backpropagation needs.
 
-        x_zr, x_h = split(projected, [2*units, units])
-        rec_zr, rec_h = split(H W_h + b_hh, [2*units, units])   # one fused recurrent matmul
-        Z, R = split(sigmoid(x_zr + rec_zr), 2)
+        x_z, x_r, x_h = split(projected, 3)
+        rec_z, rec_r, rec_h = split(H W_h + b_hh, 3)     # one fused recurrent matmul
+        (then `_gru_update`)
+
+    Returns:
+      `(H_t, (Z, R, N))`, each `[batch, units]`.
+    """
+    recurrent = tf.nn.bias_add(tf.matmul(h, recurrent_kernel), recurrent_bias)
+    return _gru_update(*tf.split(projected, 3, axis=-1), *tf.split(recurrent, 3, axis=-1), h)
+
+
+def _gru_update(x_z, x_r, x_h, rec_z, rec_r, rec_h, h):
+    """A `reset_after` GRU's gates and new state from the input and recurrent halves of its
+    pre-activations, each `[batch, units]`:
+
+        Z = sigmoid(x_z + rec_z),  R = sigmoid(x_r + rec_r)
         N = tanh(x_h + R * rec_h)
         H_t = Z * H + (1 - Z) * N
 
     Returns:
-      `(H_t, (Z, R, N, rec_h))`, each `[batch, units]`.
+      `(H_t, (Z, R, N))`.
     """
-    units = h.shape[-1]
-    x_zr, x_h = tf.split(projected, [2 * units, units], axis=-1)
-    recurrent = tf.nn.bias_add(tf.matmul(h, recurrent_kernel), recurrent_bias)
-    rec_zr, rec_h = tf.split(recurrent, [2 * units, units], axis=-1)
-    z, r = tf.split(tf.sigmoid(x_zr + rec_zr), 2, axis=-1)
+    z = tf.sigmoid(x_z + rec_z)
+    r = tf.sigmoid(x_r + rec_r)
     candidate = tf.tanh(x_h + r * rec_h)
-    return z * h + (1.0 - z) * candidate, (z, r, candidate, rec_h)
+    return z * h + (1.0 - z) * candidate, (z, r, candidate)
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")

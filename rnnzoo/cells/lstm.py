@@ -12,9 +12,7 @@ def _lstm_gates(projected, h, c, recurrent_kernel):
     The gate blocks are in Keras' order `i, f, g, o`:
 
         i, f, g, o = split(projected + H W_h, 4)      # one fused recurrent matmul
-        I, F, G, O = sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
-        C_t = F * C + I * G
-        H_t = O * tanh(C_t)
+        (then `_lstm_update`)
 
     Args:
       projected: `[batch, 4*units]`, `X_t W_x + b`.
@@ -26,7 +24,19 @@ def _lstm_gates(projected, h, c, recurrent_kernel):
       `(H_t, C_t, (I, F, G, O, tanh(C_t)))`, each `[batch, units]`.
     """
     gates = projected + tf.matmul(h, recurrent_kernel)
-    i, f, g, o = tf.split(gates, 4, axis=-1)
+    return _lstm_update(*tf.split(gates, 4, axis=-1), c)
+
+
+def _lstm_update(i, f, g, o, c):
+    """The LSTM's gates and state update from the four gate pre-activations, `[batch, units]`:
+
+        I, F, G, O = sigmoid(i), sigmoid(f), tanh(g), sigmoid(o)
+        C_t = F * C + I * G
+        H_t = O * tanh(C_t)
+
+    Returns:
+      `(H_t, C_t, (I, F, G, O, tanh(C_t)))`.
+    """
     i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
     c = f * c + i * g
     tanh_c = tf.tanh(c)

@@ -210,14 +210,9 @@ class CharLM(keras.Model):
         gradient is the hand-written backpropagation through time of `rnnzoo.models.recurrence`
         (`self.fast_recurrence = False` differentiates the plain loop instead).
         """
-        x = None
-        ids = tf.transpose(token_ids)
-        new_states = []
-        for i, cell in enumerate(self.cells):
-            projected = self._project(i, ids, x)
-            x, s = recurrence.run_layer(cell, projected, layer_states[i],
-                                        fast=self.fast_recurrence)
-            new_states.extend(s)
+        projected = self._project(0, tf.transpose(token_ids), None)
+        x, new_states = recurrence.run_layers(self.cells, projected, layer_states,
+                                              fast=self.fast_recurrence)
         return tf.transpose(x, [1, 0, 2]), new_states
 
     def _project(self, i, token_ids, x):

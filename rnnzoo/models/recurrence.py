@@ -6,31 +6,32 @@
     outputs:   [time, batch, units]     H_1 ... H_T
     states:    the cell's final states  (an LSTM: [H_T, C_T])
 
-The forward pass is the cell's own step maths (`_lstm_gates`, `_gru_gates`, `_simple_rnn_step`
-in `rnnzoo.cells`, the functions `cell.step` runs for generation and export), so there is one
-implementation of each cell. What differs from `tf.GradientTape` on a plain loop is the
-backward pass, which is a `tf.custom_gradient` over the whole sequence:
+The forward pass runs the cells' own update maths (`_lstm_update`, `_gru_update`,
+`_simple_rnn_step` in `rnnzoo.cells`, which `cell.step` runs for generation and export), so
+there is one implementation of each cell. What differs from `tf.GradientTape` on a plain loop:
 
-- The forward loop keeps the gate activations of every step. Everything in the backward pass
-  that does not depend on the incoming gradient (the derivatives of the activations, the
-  products of gates) is computed for all time steps at once, as a few large elementwise ops.
-- The backward loop then does, per step, one matmul `dZ_t @ W_h^T` and three to six small
-  elementwise ops. Autodiff of the plain loop builds about twice as many ops per step (an LSTM
-  forward + backward over 35 steps: 986 graph ops against 720 here), each with its own
-  executor cost, which at batch 32, hidden 256 is a large part of a step on a CPU.
+- The backward pass is a `tf.custom_gradient` over the whole sequence. The forward loop keeps,
+  per step, the products of gates the backward pass needs (they do not depend on the incoming
+  gradient, and computing them beside the next step's matmul costs the critical path nothing);
+  the backward loop then does per step the recurrent matmul `dZ_t @ W_h^T` and three to six
+  small elementwise ops. Autodiff of the plain loop builds about twice as many ops per step,
+  each with its own executor cost, which at batch 32, hidden 256 is a large part of a step on
+  a CPU.
+- The recurrent matmul is computed gate by gate on CPUs (`split_gates_default` says why): the
+  weight stays the cell's fused `[H, G*H]` (Keras' layout, one matmul in `cell.step`), and the
+  loop multiplies by its `G` column blocks, which the executor runs in parallel.
 - `W_h^T` is transposed once per sequence, not per step: a `MatMul` with `transpose_b=True`
   on `[32, 4H] x [H, 4H]^T` ran at about a third of the speed of the same product against a
-  pre-transposed copy here (oneDNN on two cores). This keeps the gates fused (one `[H, 4H]`
-  recurrent matmul per step, Keras' weight layout) without paying for the transposed product.
+  pre-transposed copy here (oneDNN on two cores).
 - The recurrent weight gradient is one large matmul after the loop,
   `dW_h = [H_0 .. H_{T-1}]^T @ [dZ_1 .. dZ_T]` (`[H, T*batch] x [T*batch, G*H]`), instead of a
-  small one accumulated per step; the input projection's gradient is `dZ` itself, handed back
-  to `project_ids` / `project_inputs` outside this function.
+  small one accumulated per step (accumulating it in chunks during the loop, to overlap it with
+  the loop, measured no faster); the input projection's gradient is `dZ` itself, handed back to
+  `project_ids` / `project_inputs` outside this function.
 
-With a static number of steps (training's `num_steps`) both loops are unrolled in the graph, so
-the executor can overlap independent work (layer 2 at step t with layer 1 at step t+1); with an
-unknown number of steps they are `tf.while_loop`s over `TensorArray`s. The gradients are checked
-against `tf.GradientTape` on the plain loop in `tests/models/test_recurrence.py`.
+With a static number of steps (training's `num_steps`) both loops are unrolled in the graph;
+with an unknown number of steps they are `tf.while_loop`s over `TensorArray`s. The gradients
+are checked against `tf.GradientTape` on the plain loop in `tests/models/test_recurrence.py`.
 
 Cells without a hand-written backward pass (a GRU with `reset_after=False`, any other Keras
 cell) fall back to the plain loop over `cell.step` and autodiff.
@@ -38,14 +39,16 @@ cell) fall back to the plain loop over `cell.step` and autodiff.
 
 from __future__ import annotations
 
+import functools
+
 import tensorflow as tf
 
-from rnnzoo.cells.gru import GRUCell, _gru_gates
-from rnnzoo.cells.lstm import LSTMCell, _lstm_gates
+from rnnzoo.cells.gru import GRUCell, _gru_update
+from rnnzoo.cells.lstm import LSTMCell, _lstm_update
 from rnnzoo.cells.simple_rnn import SimpleRNNCell, _simple_rnn_step
 
 
-def run_layer(cell, projected, states, fast=True):
+def run_layer(cell, projected, states, fast=True, split_gates=None):
     """Runs `cell` over `projected`, time-major; returns `(outputs, final_states)`.
 
     Args:
@@ -54,27 +57,60 @@ def run_layer(cell, projected, states, fast=True):
       states: the cell's initial states, a list (an LSTM: `[H_0, C_0]`).
       fast: use the hand-written backward pass where the cell has one; `False` runs the plain
         loop over `cell.step`, differentiated by autodiff (the reference the tests compare to).
+      split_gates: compute the recurrent matmul gate by gate (see `split_gates_default`, the
+        default) or as one fused matmul; the same maths either way.
 
     Returns:
       `(outputs [time, batch, units], final states as a list)`.
     """
     states = list(states)
+    if split_gates is None:
+        split_gates = split_gates_default()
     if fast:
         kernel = getattr(cell, "recurrent_kernel", None)
         if isinstance(cell, LSTMCell):
             h, c = states
-            outputs, h, c = lstm_sequence(projected, h, c, cell._read(kernel))
+            outputs, h, c = _lstm_sequence(split_gates)(projected, h, c, cell._read(kernel))
             return outputs, [h, c]
         if isinstance(cell, GRUCell) and cell.reset_after:
             (h,) = states
-            outputs, h = gru_sequence(projected, h, cell._read(kernel),
-                                      cell._read(cell.recurrent_bias))
+            outputs, h = _gru_sequence(split_gates)(
+                projected, h, cell._read(kernel), cell._read(cell.recurrent_bias))
             return outputs, [h]
         if isinstance(cell, SimpleRNNCell):
             (h,) = states
             outputs, h = simple_rnn_sequence(projected, h, cell._read(kernel))
             return outputs, [h]
     return plain_loop(cell.step, projected, states)
+
+
+def run_layers(cells, projected, layer_states, fast=True, split_gates=None):
+    """Runs a stack of cells over `projected` (the first cell's projected inputs), time-major.
+
+    A stack of LSTMs on the fast path runs as one pipelined function
+    (`_lstm_stack_sequence`); anything else runs layer after layer, each projecting the
+    outputs of the one below with `cell.project_inputs`.
+
+    Returns:
+      `(top layer's outputs [time, batch, units], final states of every layer, a flat list)`.
+    """
+    if split_gates is None:
+        split_gates = split_gates_default()
+    if fast and len(cells) > 1 and all(type(c) is LSTMCell for c in cells):
+        args = []
+        for n, (cell, states) in enumerate(zip(cells, layer_states, strict=True)):
+            args += [*states, cell._read(cell.recurrent_kernel)]
+            if n > 0:
+                args += [cell._read(cell.kernel), cell._read(cell.bias)]
+        outputs, *final = _lstm_stack_sequence(split_gates, len(cells))(projected, *args)
+        return outputs, list(final)
+    new_states = []
+    x = None
+    for n, (cell, states) in enumerate(zip(cells, layer_states, strict=True)):
+        x, s = run_layer(cell, projected if n == 0 else cell.project_inputs(x), states,
+                         fast=fast, split_gates=split_gates)
+        new_states.extend(s)
+    return x, new_states
 
 
 def plain_loop(step, projected, states):
@@ -91,106 +127,272 @@ def plain_loop(step, projected, states):
 # ------------------------------------------------------------------------------------- LSTM
 
 
-@tf.custom_gradient
-def lstm_sequence(projected, h0, c0, recurrent_kernel):
-    """An LSTM over a sequence: `[T, B, 4H]`, `[B, H]`, `[B, H]`, `[H, 4H]` -> `(H_1..T, H_T, C_T)`.
+@functools.cache
+def _lstm_sequence(split_gates):
+    """The LSTM's sequence function, with its recurrent matmul per gate or fused (`split_gates`).
+
+    `fn(projected, h0, c0, recurrent_kernel)`: `[T, B, 4H]`, `[B, H]`, `[B, H]`, `[H, 4H]` ->
+    `(H_1..T, H_T, C_T)`.
 
     Backward, with `dH_t` the total gradient reaching `H_t` (from the outputs and from step
-    `t+1`) and the activations `I, F, G, O, tanh(C_t)` kept from the forward pass:
+    `t+1`) and, kept from the forward pass, `F_t`, `D_t = O_t (1 - tanh(C_t)^2)` and
 
-        dC_t = dC_{t+1} * F_{t+1} + dH_t * O_t * (1 - tanh(C_t)^2)
-        dZ_t = [dC_t, dC_t, dC_t, dH_t] * Q_t,
-            Q_t = [G I(1-I), C_{t-1} F(1-F), I (1-G^2), tanh(C_t) O(1-O)]   (all t at once)
+        Q_t = [G I(1-I), C_{t-1} F(1-F), I (1-G^2), tanh(C_t) O(1-O)]:
+
+        dC_t = dC_{t+1} * F_{t+1} + dH_t * D_t
+        dZ_t = [dC_t, dC_t, dC_t, dH_t] * Q_t
         dH_{t-1} += dZ_t @ W_h^T
     """
-    dtype = projected.dtype
 
-    def forward(xs, carry):
-        h, c, (i, f, g, o, tanh_c) = _lstm_gates(xs[0], *carry, recurrent_kernel)
-        return [h, c, i, f, g, o, tanh_c], [h, c]
+    @tf.custom_gradient
+    def lstm_sequence(projected, h0, c0, recurrent_kernel):
+        dtype = projected.dtype
+        recurrent = _recurrent_matmul(recurrent_kernel, 4, split_gates)
 
-    (hs, cs, i, f, g, o, tanh_c), (h_last, c_last) = scan(
-        forward, [projected], [h0, c0], [dtype] * 7)
+        def forward(x, carry):
+            h_prev, c_prev = carry
+            h, c, (i, f, g, o, tanh_c) = _lstm_update(
+                *(a + b for a, b in zip(x, recurrent(h_prev), strict=True)), c_prev)
+            q = [_sigmoid_grad(i, g), _sigmoid_grad(f, c_prev), _tanh_grad(g, i),
+                 _sigmoid_grad(o, tanh_c)]
+            return [h, f, _tanh_grad(tanh_c, o), *q], [h, c]
 
-    def grad(d_outputs, d_h_last, d_c_last):
-        h_prev = tf.concat([h0[None], hs[:-1]], 0)
-        c_prev = tf.concat([c0[None], cs[:-1]], 0)
-        # Everything that does not depend on the incoming gradient, for all steps at once.
-        d_tanh_c = o * (1.0 - tanh_c * tanh_c)
-        q = tf.concat([g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g),
-                       tanh_c * o * (1.0 - o)], -1)
-        kernel_t = _transposed(recurrent_kernel)
+        (hs, f, d_tanh_c, *q), (h_last, c_last) = scan(
+            forward, tf.split(projected, 4, axis=-1), [h0, c0], [dtype] * 7)
 
-        def backward(xs, carry):
-            d_out, d_tanh_c_t, q_t, f_t = xs
-            d_h_rec, d_c = carry
-            d_h = d_out + d_h_rec
-            d_c = d_c + d_h * d_tanh_c_t
-            d_z = tf.concat([d_c, d_c, d_c, d_h], -1) * q_t
-            return [d_z], [tf.matmul(d_z, kernel_t), d_c * f_t]
+        def grad(d_outputs, d_h_last, d_c_last):
+            backprop = _recurrent_matmul_transposed(recurrent_kernel, 4, split_gates)
 
-        # dC_t flows into step t-1 through F_t; the carry holds dC_t * F_t.
-        d_outputs = _zeros_if_none(d_outputs, hs)
-        (d_z,), (d_h0, d_c0) = scan(
-            backward, [d_outputs, d_tanh_c, q, f],
-            [_zeros_if_none(d_h_last, h0), _zeros_if_none(d_c_last, c0)], [dtype],
-            reverse=True)
-        d_kernel = _sum_outer(h_prev, d_z)
-        return d_z, d_h0, d_c0, d_kernel
+            def backward(xs, carry):
+                d_out, f_t, d_tanh_c_t, *q_t = xs
+                d_h_rec, d_c = carry
+                d_h = d_out + d_h_rec
+                d_c = d_c + d_h * d_tanh_c_t
+                d_z = [d_c * q_t[0], d_c * q_t[1], d_c * q_t[2], d_h * q_t[3]]
+                # dC_t flows into step t-1 through F_t; the carry holds dC_t * F_t.
+                return d_z, [backprop(d_z), d_c * f_t]
 
-    return (hs, h_last, c_last), grad
+            d_z, (d_h0, d_c0) = scan(
+                backward, [_zeros_if_none(d_outputs, hs), f, d_tanh_c, *q],
+                [_zeros_if_none(d_h_last, h0), _zeros_if_none(d_c_last, c0)], [dtype] * 4,
+                reverse=True)
+            d_z = tf.concat(d_z, -1)
+            return d_z, d_h0, d_c0, _sum_outer(_previous(h0, hs), d_z)
+
+        return (hs, h_last, c_last), grad
+
+    return lstm_sequence
+
+
+@functools.cache
+def _lstm_stack_sequence(split_gates, num_layers):
+    """A stack of `num_layers` LSTMs over a sequence, as one function, so that the layers
+    pipeline: layer `l` runs step `t` while layer `l-1` runs step `t+1` (forward) or `t-1`
+    (backward). Two separate layers cannot: a layer's outputs only exist once its whole sequence
+    has run (`tf.custom_gradient` joins them), and the next layer's input projection is one
+    matmul over all of them.
+
+    `fn(projected, *layer_args)`, `projected` `[T, B, 4H]` (layer 0's projected inputs), then per
+    layer `h0, c0, recurrent_kernel` and, for layers above the first, `kernel, bias`, -> `(H_1..T
+    of the top layer, then H_T, C_T of every layer)`.
+
+    Layer `l > 0` projects its input `H^{l-1}_t` one step at a time, together with its own
+    `H^l_{t-1}`: gate `k`'s pre-activation is `[H^{l-1}_t, H^l_{t-1}] @ [W_x; W_h]_k + b_k`,
+    one `[B, 2H] x [2H, H]` matmul; its backward pass is `_lstm_sequence`'s, with `dZ_t @ [W_x;
+    W_h]^T` split into the gradient reaching `H^{l-1}_t` and the one reaching `H^l_{t-1}`.
+    """
+    per_layer = lambda n: 3 if n == 0 else 5  # noqa: E731
+
+    @tf.custom_gradient
+    def lstm_stack_sequence(projected, *args):
+        dtype = projected.dtype
+        layers, k = [], 0
+        for n in range(num_layers):
+            layers.append(args[k:k + per_layer(n)])
+            k += per_layer(n)
+        # Layer 0: x + H W_h; layer l > 0: [H^{l-1}, H^l] @ [W_x; W_h] + b, both per gate.
+        kernels = [layers[0][2]] + [tf.concat([a[3], a[2]], 0) for a in layers[1:]]
+        biases = [None] + [tf.split(a[4], 4) for a in layers[1:]]
+        matmuls = [_recurrent_matmul(w, 4, split_gates) for w in kernels]
+
+        def forward(x, carry):
+            ys, new_carry, below = [], [], None
+            for n in range(num_layers):
+                h_prev, c_prev = carry[2 * n:2 * n + 2]
+                if n == 0:
+                    z = [a + b for a, b in zip(x, matmuls[0](h_prev), strict=True)]
+                else:
+                    z = [tf.nn.bias_add(a, b) for a, b in zip(
+                        matmuls[n](tf.concat([below, h_prev], -1)), biases[n], strict=True)]
+                h, c, (i, f, g, o, tanh_c) = _lstm_update(*z, c_prev)
+                q = [_sigmoid_grad(i, g), _sigmoid_grad(f, c_prev), _tanh_grad(g, i),
+                     _sigmoid_grad(o, tanh_c)]
+                ys += [h, f, _tanh_grad(tanh_c, o), *q]
+                new_carry += [h, c]
+                below = h
+            return ys, new_carry
+
+        initial = [s for a in layers for s in a[:2]]
+        ys, final = scan(forward, tf.split(projected, 4, axis=-1), initial,
+                         [dtype] * (7 * num_layers))
+        saved = [ys[7 * n:7 * n + 7] for n in range(num_layers)]
+        hs = [a[0] for a in saved]
+
+        def grad(d_top, *d_final):
+            backprops = [_recurrent_matmul_transposed(w, 4, split_gates) for w in kernels]
+            units = hs[0].shape[-1]
+
+            def backward(xs, carry):
+                d_out, rest = xs[0], xs[1:]
+                d_zs, new_carry, from_above = [], [None] * (2 * num_layers), None
+                for n in reversed(range(num_layers)):
+                    f_t, d_tanh_c_t, *q_t = rest[6 * n:6 * n + 6]
+                    d_h_rec, d_c = carry[2 * n:2 * n + 2]
+                    d_h = (d_out if n == num_layers - 1 else from_above) + d_h_rec
+                    d_c = d_c + d_h * d_tanh_c_t
+                    d_z = [d_c * q_t[0], d_c * q_t[1], d_c * q_t[2], d_h * q_t[3]]
+                    back = backprops[n](d_z)
+                    if n > 0:
+                        from_above, back = tf.split(back, [units, units], axis=-1)
+                    new_carry[2 * n:2 * n + 2] = [back, d_c * f_t]
+                    d_zs = d_z + d_zs
+                return d_zs, new_carry
+
+            xs = [_zeros_if_none(d_top, hs[-1])] + [a for s in saved for a in s[1:]]
+            carry = [_zeros_if_none(d, s) for d, s in zip(d_final, initial, strict=True)]
+            d_zs, d_initial = scan(backward, xs, carry, [dtype] * (4 * num_layers),
+                                   reverse=True)
+            grads = []
+            for n in range(num_layers):
+                d_z = tf.concat(d_zs[4 * n:4 * n + 4], -1)
+                h_prev = _previous(initial[2 * n], hs[n])
+                d_h0, d_c0 = d_initial[2 * n:2 * n + 2]
+                if n == 0:
+                    grads = [d_z, d_h0, d_c0, _sum_outer(h_prev, d_z)]
+                    continue
+                d_w = _sum_outer(tf.concat([hs[n - 1], h_prev], -1), d_z)
+                d_w_x, d_w_h = tf.split(d_w, 2, axis=0)
+                grads += [d_h0, d_c0, d_w_h, d_w_x, tf.reduce_sum(d_z, [0, 1])]
+            return grads
+
+        return (hs[-1], *final), grad
+
+    return lstm_stack_sequence
 
 
 # -------------------------------------------------------------------------------------- GRU
 
 
-@tf.custom_gradient
-def gru_sequence(projected, h0, recurrent_kernel, recurrent_bias):
-    """A `reset_after` GRU over a sequence: `[T, B, 3H]`, `[B, H]`, `[H, 3H]`, `[3H]` ->
-    `(H_1..T, H_T)`.
+@functools.cache
+def _gru_sequence(split_gates):
+    """A `reset_after` GRU's sequence function (recurrent matmul per gate or fused).
 
-    Backward, with `dH_t` the total gradient reaching `H_t` and `Z, R, N, rec_h` kept from the
-    forward pass (`H_t = Z H_{t-1} + (1 - Z) N`, `N = tanh(x_h + R rec_h)`):
+    `fn(projected, h0, recurrent_kernel, recurrent_bias)`: `[T, B, 3H]`, `[B, H]`, `[H, 3H]`,
+    `[3H]` -> `(H_1..T, H_T)`.
 
-        K^x_t = [(H_{t-1} - N) Z(1-Z),  (1-Z)(1-N^2) rec_h R(1-R),  (1-Z)(1-N^2)]
-        K^h_t = K^x_t with its last block times R                           (all t at once)
-        d(projected_t) = [dH_t, dH_t, dH_t] * K^x_t
-        d(H W_h + b_hh)_t = [dH_t, dH_t, dH_t] * K^h_t
-        dH_{t-1} += d(H W_h + b_hh)_t @ W_h^T + dH_t * Z
+    Backward, with `dH_t` the total gradient reaching `H_t` and, kept from the forward pass
+    (`H_t = Z H_{t-1} + (1 - Z) N`, `N = tanh(x_h + R rec_h)`), `Z_t` and
+
+        K_t = [(H_{t-1} - N) Z(1-Z),  (1-Z)(1-N^2) rec_h R(1-R),  (1-Z)(1-N^2),  (1-Z)(1-N^2) R]:
+
+        [d x_z, d x_r, d x_h, d rec_h]_t = dH_t * K_t
+        d rec_t = [d x_z, d x_r, d rec_h]_t                  (the gradient of H W_h + b_hh)
+        dH_{t-1} += d rec_t @ W_h^T + dH_t * Z_t
     """
-    dtype = projected.dtype
 
-    def forward(xs, carry):
-        h, (z, r, n, rec_h) = _gru_gates(xs[0], carry[0], recurrent_kernel, recurrent_bias)
-        return [h, z, r, n, rec_h], [h]
+    @tf.custom_gradient
+    def gru_sequence(projected, h0, recurrent_kernel, recurrent_bias):
+        dtype = projected.dtype
+        recurrent = _recurrent_matmul(recurrent_kernel, 3, split_gates)
+        b_z, b_r, b_h = tf.split(recurrent_bias, 3)
+        x_z, x_r, x_h = tf.split(projected, 3, axis=-1)
 
-    (hs, z, r, n, rec_h), (h_last,) = scan(forward, [projected], [h0], [dtype] * 5)
+        def forward(x, carry):
+            (h_prev,) = carry
+            rec_z, rec_r, rec_h = recurrent(h_prev)
+            rec_h += b_h  # b_hz, b_hr were added to x, all steps at once; b_hh is inside R * (.)
+            h, (z, r, n) = _gru_update(*x, rec_z, rec_r, rec_h, h_prev)
+            k_n = _tanh_grad(n, 1.0 - z)
+            k = [_sigmoid_grad(z, h_prev - n), _sigmoid_grad(r, k_n * rec_h), k_n, k_n * r]
+            return [h, z, *k], [h]
 
-    def grad(d_outputs, d_h_last):
-        h_prev = tf.concat([h0[None], hs[:-1]], 0)
-        k_z = (h_prev - n) * z * (1.0 - z)
-        k_n = (1.0 - z) * (1.0 - n * n)
-        k_r = k_n * rec_h * r * (1.0 - r)
-        k_rec = tf.concat([k_z, k_r, k_n * r], -1)
-        kernel_t = _transposed(recurrent_kernel)
+        (hs, z, *k), (h_last,) = scan(forward, [x_z + b_z, x_r + b_r, x_h], [h0],
+                                      [dtype] * 6)
 
-        def backward(xs, carry):
-            d_out, k_rec_t, z_t = xs
-            d_h = d_out + carry[0]
-            d_rec = tf.tile(d_h, [1, 3]) * k_rec_t
-            return [d_h], [tf.matmul(d_rec, kernel_t) + d_h * z_t]
+        def grad(d_outputs, d_h_last):
+            backprop = _recurrent_matmul_transposed(recurrent_kernel, 3, split_gates)
 
-        d_outputs = _zeros_if_none(d_outputs, hs)
-        (d_h,), (d_h0,) = scan(backward, [d_outputs, k_rec, z],
-                               [_zeros_if_none(d_h_last, h0)], [dtype], reverse=True)
-        d_h3 = tf.tile(d_h, [1, 1, 3])
-        d_rec = d_h3 * k_rec
-        d_projected = d_h3 * tf.concat([k_z, k_r, k_n], -1)
-        d_kernel = _sum_outer(h_prev, d_rec)
-        d_bias = tf.reduce_sum(d_rec, [0, 1])
-        return d_projected, d_h0, d_kernel, d_bias
+            def backward(xs, carry):
+                d_out, z_t, *k_t = xs
+                d_h = d_out + carry[0]
+                d_x_z, d_x_r, d_x_h, d_rec_h = (d_h * k for k in k_t)
+                return ([d_x_z, d_x_r, d_x_h, d_rec_h],
+                        [backprop([d_x_z, d_x_r, d_rec_h]) + d_h * z_t])
 
-    return (hs, h_last), grad
+            (d_x_z, d_x_r, d_x_h, d_rec_h), (d_h0,) = scan(
+                backward, [_zeros_if_none(d_outputs, hs), z, *k],
+                [_zeros_if_none(d_h_last, h0)], [dtype] * 4, reverse=True)
+            d_rec = tf.concat([d_x_z, d_x_r, d_rec_h], -1)
+            d_projected = tf.concat([d_x_z, d_x_r, d_x_h], -1)
+            return (d_projected, d_h0, _sum_outer(_previous(h0, hs), d_rec),
+                    tf.reduce_sum(d_rec, [0, 1]))
+
+        return (hs, h_last), grad
+
+    return gru_sequence
+
+
+# ------------------------------------------------------------------------- the recurrent matmul
+
+
+def split_gates_default():
+    """Whether the training loop computes the recurrent matmul per gate: on CPUs, yes.
+
+    `H W_h` with `W_h = [W_1 | ... | W_G]` (`[H, G*H]`, the cell's fused weight) is the same
+    product as `[H W_1 | ... | H W_G]`. At batch 32, hidden 256 one `[32, 256] x [256, 4*256]`
+    matmul does not use two CPU cores well (oneDNN's threads synchronise for a few
+    microseconds of work each), while TensorFlow's executor runs G independent `[H, H]`
+    matmuls, and the gate activations after them, side by side: an LSTM trained 1.3-1.5x
+    faster this way on two cores (`benchmarks/throughput.py`), the same products batched into one
+    `BatchMatMul` over the gates did not (0.97x), neither did two `[H, 2H]` halves. On a GPU
+    one fused matmul is the faster kernel, so there the product stays fused.
+    """
+    return not tf.config.list_logical_devices("GPU")
+
+
+def _recurrent_matmul(kernel, num_gates, split_gates):
+    """`h -> [h W_1, ..., h W_G]`, the recurrent matmul's gate blocks, `[batch, H]` each."""
+    if split_gates:
+        blocks = tf.split(kernel, num_gates, axis=1)
+        return lambda h: [tf.matmul(h, w) for w in blocks]
+    return lambda h: tf.split(tf.matmul(h, kernel), num_gates, axis=-1)
+
+
+def _recurrent_matmul_transposed(kernel, num_gates, split_gates):
+    """`[d_1, ..., d_G] -> [d_1 | ... | d_G] @ W_h^T`, the gradient reaching `h`.
+
+    The transposed weights are made once per sequence (see `_transposed`).
+    """
+    if split_gates:
+        blocks = [_transposed(w) for w in tf.split(kernel, num_gates, axis=1)]
+        return lambda d: tf.add_n([tf.matmul(d_k, w) for d_k, w in zip(d, blocks, strict=True)])
+    kernel_t = _transposed(kernel)
+    return lambda d: tf.matmul(tf.concat(d, -1), kernel_t)
+
+
+def _sigmoid_grad(y, dy):
+    """`dy * y * (1 - y)`, the derivative through `y = sigmoid(x)`, as one op."""
+    return tf.raw_ops.SigmoidGrad(y=y, dy=dy)
+
+
+def _tanh_grad(y, dy):
+    """`dy * (1 - y^2)`, the derivative through `y = tanh(x)`, as one op."""
+    return tf.raw_ops.TanhGrad(y=y, dy=dy)
+
+
+def _previous(h0, hs):
+    """`[H_0, ..., H_{T-1}]` from `H_0` and `H_1..T`."""
+    return tf.concat([h0[None], hs[:-1]], 0)
 
 
 # ------------------------------------------------------------------------------- simple RNN
