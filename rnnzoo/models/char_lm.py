@@ -205,9 +205,10 @@ class CharLM(keras.Model):
         """The recurrent layers over a sequence: `[batch, time]` ids -> `[batch, time, units]`.
 
         Runs time-major (`[time, batch, ...]`, so a time step is a contiguous slice) through
-        `recurrence.run_layer`: per layer, the input projection of all time steps is one
-        gather or matmul, then the loop runs only the recurrent half of the cell, and its
-        gradient is the hand-written backpropagation through time of `rnnzoo.models.recurrence`
+        `recurrence.run_layers`: the first layer's input projection of all time steps is one
+        gather or matmul, then the loop runs only the recurrent half of the cell (a stack of
+        LSTMs as one pipelined loop, other stacks layer after layer), and its gradient is the
+        hand-written backpropagation through time of `rnnzoo.models.recurrence`
         (`self.fast_recurrence = False` differentiates the plain loop instead).
         """
         projected = self._project(0, tf.transpose(token_ids), None)

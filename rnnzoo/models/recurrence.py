@@ -352,10 +352,10 @@ def split_gates_default():
     product as `[H W_1 | ... | H W_G]`. At batch 32, hidden 256 one `[32, 256] x [256, 4*256]`
     matmul does not use two CPU cores well (oneDNN's threads synchronise for a few
     microseconds of work each), while TensorFlow's executor runs G independent `[H, H]`
-    matmuls, and the gate activations after them, side by side: an LSTM trained 1.3-1.5x
-    faster this way on two cores (`benchmarks/throughput.py`), the same products batched into one
-    `BatchMatMul` over the gates did not (0.97x), neither did two `[H, 2H]` halves. On a GPU
-    one fused matmul is the faster kernel, so there the product stays fused.
+    matmuls, and the gate activations after them, side by side: an LSTM trained about 1.3x
+    faster this way on two cores (`benchmarks/throughput.py`); the same products batched into
+    one `BatchMatMul` over the gates did not gain (0.97x), two `[H, 2H]` halves gained less.
+    On a GPU one fused matmul is the faster kernel, so there the product stays fused.
     """
     return not tf.config.list_logical_devices("GPU")
 
