@@ -88,7 +88,7 @@ def run_layers(cells, projected, layer_states, fast=True, split_gates=None):
     """Runs a stack of cells over `projected` (the first cell's projected inputs), time-major.
 
     A stack of LSTMs on the fast path runs as one pipelined function
-    (`_lstm_stack_sequence`); anything else runs layer after layer, each projecting the
+    (`_lstm_sequence`); anything else runs layer after layer, each projecting the
     outputs of the one below with `cell.project_inputs`.
 
     Returns:
@@ -102,7 +102,7 @@ def run_layers(cells, projected, layer_states, fast=True, split_gates=None):
             args += [*states, cell._read(cell.recurrent_kernel)]
             if n > 0:
                 args += [cell._read(cell.kernel), cell._read(cell.bias)]
-        outputs, *final = _lstm_stack_sequence(split_gates, len(cells))(projected, *args)
+        outputs, *final = _lstm_sequence(split_gates, len(cells))(projected, *args)
         return outputs, list(final)
     new_states = []
     x = None
@@ -128,66 +128,9 @@ def plain_loop(step, projected, states):
 
 
 @functools.cache
-def _lstm_sequence(split_gates):
-    """The LSTM's sequence function, with its recurrent matmul per gate or fused (`split_gates`).
-
-    `fn(projected, h0, c0, recurrent_kernel)`: `[T, B, 4H]`, `[B, H]`, `[B, H]`, `[H, 4H]` ->
-    `(H_1..T, H_T, C_T)`.
-
-    Backward, with `dH_t` the total gradient reaching `H_t` (from the outputs and from step
-    `t+1`) and, kept from the forward pass, `F_t`, `D_t = O_t (1 - tanh(C_t)^2)` and
-
-        Q_t = [G I(1-I), C_{t-1} F(1-F), I (1-G^2), tanh(C_t) O(1-O)]:
-
-        dC_t = dC_{t+1} * F_{t+1} + dH_t * D_t
-        dZ_t = [dC_t, dC_t, dC_t, dH_t] * Q_t
-        dH_{t-1} += dZ_t @ W_h^T
-    """
-
-    @tf.custom_gradient
-    def lstm_sequence(projected, h0, c0, recurrent_kernel):
-        dtype = projected.dtype
-        recurrent = _recurrent_matmul(recurrent_kernel, 4, split_gates)
-
-        def forward(x, carry):
-            h_prev, c_prev = carry
-            h, c, (i, f, g, o, tanh_c) = _lstm_update(
-                *(a + b for a, b in zip(x, recurrent(h_prev), strict=True)), c_prev)
-            q = [_sigmoid_grad(i, g), _sigmoid_grad(f, c_prev), _tanh_grad(g, i),
-                 _sigmoid_grad(o, tanh_c)]
-            return [h, f, _tanh_grad(tanh_c, o), *q], [h, c]
-
-        (hs, f, d_tanh_c, *q), (h_last, c_last) = scan(
-            forward, tf.split(projected, 4, axis=-1), [h0, c0], [dtype] * 7)
-
-        def grad(d_outputs, d_h_last, d_c_last):
-            backprop = _recurrent_matmul_transposed(recurrent_kernel, 4, split_gates)
-
-            def backward(xs, carry):
-                d_out, f_t, d_tanh_c_t, *q_t = xs
-                d_h_rec, d_c = carry
-                d_h = d_out + d_h_rec
-                d_c = d_c + d_h * d_tanh_c_t
-                d_z = [d_c * q_t[0], d_c * q_t[1], d_c * q_t[2], d_h * q_t[3]]
-                # dC_t flows into step t-1 through F_t; the carry holds dC_t * F_t.
-                return d_z, [backprop(d_z), d_c * f_t]
-
-            d_z, (d_h0, d_c0) = scan(
-                backward, [_zeros_if_none(d_outputs, hs), f, d_tanh_c, *q],
-                [_zeros_if_none(d_h_last, h0), _zeros_if_none(d_c_last, c0)], [dtype] * 4,
-                reverse=True)
-            d_z = tf.concat(d_z, -1)
-            return d_z, d_h0, d_c0, _sum_outer(_previous(h0, hs), d_z)
-
-        return (hs, h_last, c_last), grad
-
-    return lstm_sequence
-
-
-@functools.cache
-def _lstm_stack_sequence(split_gates, num_layers):
-    """A stack of `num_layers` LSTMs over a sequence, as one function, so that the layers
-    pipeline: layer `l` runs step `t` while layer `l-1` runs step `t+1` (forward) or `t-1`
+def _lstm_sequence(split_gates, num_layers=1):
+    """One LSTM, or a stack of `num_layers` of them, over a sequence as one function. A stack
+    pipelines: layer `l` runs step `t` while layer `l-1` runs step `t+1` (forward) or `t-1`
     (backward). Two separate layers cannot: a layer's outputs only exist once its whole sequence
     has run (`tf.custom_gradient` joins them), and the next layer's input projection is one
     matmul over all of them.
@@ -196,15 +139,24 @@ def _lstm_stack_sequence(split_gates, num_layers):
     layer `h0, c0, recurrent_kernel` and, for layers above the first, `kernel, bias`, -> `(H_1..T
     of the top layer, then H_T, C_T of every layer)`.
 
+    Backward, per layer, with `dH_t` the total gradient reaching `H_t` (from the layer above or
+    the outputs, and from step `t+1`) and, kept from the forward pass, `F_t`,
+    `D_t = O_t (1 - tanh(C_t)^2)` and `Q_t = [G I(1-I), C_{t-1} F(1-F), I (1-G^2),
+    tanh(C_t) O(1-O)]`:
+
+        dC_t = dC_{t+1} * F_{t+1} + dH_t * D_t
+        dZ_t = [dC_t, dC_t, dC_t, dH_t] * Q_t
+        dH_{t-1} += dZ_t @ W_h^T
+
     Layer `l > 0` projects its input `H^{l-1}_t` one step at a time, together with its own
     `H^l_{t-1}`: gate `k`'s pre-activation is `[H^{l-1}_t, H^l_{t-1}] @ [W_x; W_h]_k + b_k`,
-    one `[B, 2H] x [2H, H]` matmul; its backward pass is `_lstm_sequence`'s, with `dZ_t @ [W_x;
-    W_h]^T` split into the gradient reaching `H^{l-1}_t` and the one reaching `H^l_{t-1}`.
+    one `[B, 2H] x [2H, H]` matmul, and `dZ_t @ [W_x; W_h]^T` splits into the gradient reaching
+    `H^{l-1}_t` and the one reaching `H^l_{t-1}`.
     """
     per_layer = lambda n: 3 if n == 0 else 5  # noqa: E731
 
     @tf.custom_gradient
-    def lstm_stack_sequence(projected, *args):
+    def lstm_sequence(projected, *args):
         dtype = projected.dtype
         layers, k = [], 0
         for n in range(num_layers):
@@ -277,7 +229,7 @@ def _lstm_stack_sequence(split_gates, num_layers):
 
         return (hs[-1], *final), grad
 
-    return lstm_stack_sequence
+    return lstm_sequence
 
 
 # -------------------------------------------------------------------------------------- GRU
