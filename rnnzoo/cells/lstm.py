@@ -7,7 +7,7 @@ from rnnzoo.cells.base import RecurrentCell, unpack_states
 
 
 def _lstm_gates(projected, h, c, recurrent_kernel):
-    """One LSTM step, also returning the activations that backpropagation needs.
+    """One LSTM step through the fused recurrent matmul, returning its activations too.
 
     The gate blocks are in Keras' order `i, f, g, o`:
 

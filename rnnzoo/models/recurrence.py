@@ -365,7 +365,7 @@ def simple_rnn_sequence(projected, h0, recurrent_kernel):
     (hs,), (h_last,) = scan(forward, [projected], [h0], [dtype])
 
     def grad(d_outputs, d_h_last):
-        h_prev = tf.concat([h0[None], hs[:-1]], 0)
+        h_prev = _previous(h0, hs)
         d_tanh = 1.0 - hs * hs
         kernel_t = _transposed(recurrent_kernel)
 
