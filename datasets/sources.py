@@ -22,7 +22,7 @@ import os
 
 from etils import epath
 
-from rnnzoo.data.errors import CorpusError
+from rnnzoo_datasets.errors import CorpusError
 
 SOURCE_DIR_ENV = "RNNZOO_DATA_DIR"
 
