@@ -22,7 +22,7 @@ import os
 
 from etils import epath
 
-from rnnzoo.data.errors import CorpusError
+from rnnzoo_datasets.errors import CorpusError
 
 SOURCE_DIR_ENV = "RNNZOO_DATA_DIR"
 
@@ -104,6 +104,32 @@ def verify_file(path: epath.PathLike, source: Source) -> epath.Path:
                 f"{path}: wrong sha256 checksum: expected {source.sha256}, got {actual}"
             )
     return path
+
+
+def verify_bytes(data: bytes, source: Source, where: str) -> bytes:
+    """Checks that `data`, read out of `where`, is `source`'s content: size and sha256.
+
+    For a file cut out of another one (text8's prefix out of text8.zip).
+
+    Returns:
+      The data.
+
+    Raises:
+      CorpusError: naming `where` and what is wrong (with expected and actual values).
+    """
+    if len(data) != source.size:
+        raise CorpusError(
+            f"{where}: wrong size for {source.filename}: expected {source.size:,} bytes, "
+            f"got {len(data):,}"
+        )
+    if source.sha256 is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != source.sha256:
+            raise CorpusError(
+                f"{where}: wrong sha256 checksum for {source.filename}: expected "
+                f"{source.sha256}, got {actual}"
+            )
+    return data
 
 
 def local_source_dir(dl_manager) -> epath.Path | None:

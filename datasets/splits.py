@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
-from rnnzoo.data.errors import CorpusError
+from rnnzoo_datasets.errors import CorpusError
 
 Bounds = dict[str, tuple[int, int]]
 

@@ -2,9 +2,9 @@
 
 Each corpus is one original file, read to a `str`, optionally cleaned, and cut into
 contiguous splits. Each split is ONE example, `{'text': tfds.features.Text()}`, as
-in TFDS's own `tiny_shakespeare`. A `CorpusConfig` holds the four steps as data:
-`source` (which file), `read` (file -> str), `clean` (str -> str) and `split` (a
-splitter from `rnnzoo_datasets.splits`).
+in TFDS's own `tiny_shakespeare`. A `CorpusConfig` holds the steps as data:
+`source` (which file), `fetch` (where from), `read` (file -> str), `clean` (str -> str)
+and `split` (a splitter from `rnnzoo_datasets.splits`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import tensorflow_datasets as tfds
 from etils import epath
@@ -32,12 +33,16 @@ class CorpusConfig(tfds.core.BuilderConfig):
 
     Attributes:
       source: the original file (name, size, sha256, URL).
+      fetch: `(dl_manager, source) -> path` of the verified file to read;
+        `sources.fetch` unless the config can also be read from another original
+        (text8's prefix configs: from text8.zip).
       read: turns the verified file into text; raises CorpusError if it cannot.
       clean: applied to the whole text before splitting.
       split: a splitter (`names`, `bounds(length)`) from `rnnzoo_datasets.splits`.
     """
 
     source: sources.Source | None = None
+    fetch: Callable[[Any, sources.Source], epath.Path] = sources.fetch
     read: Callable[[epath.Path], str] = text_files.read_text
     clean: Callable[[str], str] = identity
     split: splits.Splitter = dataclasses.field(default_factory=splits.NinetyFiveFive)
@@ -78,7 +83,7 @@ class TextCorpusBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
 
     def _split_generators(self, dl_manager):
         config = self.builder_config
-        path = sources.fetch(dl_manager, config.source)
+        path = config.fetch(dl_manager, config.source)
         logger.info("Building %s/%s from %s: %s", self.name, config.name, path, config.description)
         text = config.clean(config.read(path))
         pieces = splits.split_text(text, config.split)

@@ -7,7 +7,7 @@ import zlib
 
 from etils import epath
 
-from rnnzoo.data.errors import CorpusError
+from rnnzoo_datasets.errors import CorpusError
 
 
 def decode_utf8(data: bytes, where: str) -> str:

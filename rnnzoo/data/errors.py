@@ -1,12 +1,9 @@
-"""Errors raised by rnnzoo's data layer."""
+"""Errors raised by rnnzoo's data layer.
 
+`CorpusError` is defined in `rnnzoo_datasets.errors` (the builders raise it and must not
+import `rnnzoo`); it is re-exported here, the same class, for rnnzoo's callers.
+"""
 
-class CorpusError(ValueError):
-    """A corpus could not be found, verified, read or named.
+from rnnzoo_datasets.errors import CorpusError
 
-    Raised for a missing source file, a file whose size or sha256 differs from the
-    expected one, a truncated or corrupt zip archive, text that is not UTF-8, and an
-    unknown corpus, config or split name. The message names the file (or the name)
-    and says what is wrong, with the expected and the actual value where there are
-    two to compare.
-    """
+__all__ = ["CorpusError"]

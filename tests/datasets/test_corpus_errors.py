@@ -101,10 +101,36 @@ def test_bad_tiny_shakespeare(bad_dir, source_dir, tmp_path):
     _assert_nothing_prepared(tmp_path / "tfds", "tiny_shakespeare")
 
 
-def test_prefix_has_no_download(tmp_path, monkeypatch):
+def test_prefix_without_a_network_says_how_to_build_offline(tmp_path, monkeypatch):
+    """With no source directory the prefix is cut from a downloaded text8.zip; a failed
+    download names text8.zip and its URL, and prepares nothing."""
+    import requests
+
+    urls = []
+
+    def download(self, url):
+        urls.append(url)
+        raise requests.exceptions.ConnectionError("Failed to resolve 'mattmahoney.net'")
+
     monkeypatch.delenv("RNNZOO_DATA_DIR", raising=False)
-    with pytest.raises(CorpusError, match=r"text8_prefix_12549840\.txt: has no download URL"):
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", download)
+    with pytest.raises(
+        CorpusError,
+        match=r"^http://mattmahoney\.net/dc/text8\.zip: could not download text8\.zip "
+        r"\(ConnectionError.* set \$RNNZOO_DATA_DIR",
+    ):
         load_text("text8/prefix", tfds_dir=tmp_path / "tfds")
+    assert urls == ["http://mattmahoney.net/dc/text8.zip"]
+    _assert_nothing_prepared(tmp_path / "tfds", "text8", "prefix")
+
+
+def test_prefix_missing_locally_with_no_text8_zip(bad_dir, tmp_path):
+    with pytest.raises(
+        CorpusError,
+        match=r"source/text8_prefix_12549840\.txt: file not found; .* or text8\.zip in the same",
+    ):
+        _load("text8/prefix_course", bad_dir, tmp_path)
+    _assert_nothing_prepared(tmp_path / "tfds", "text8", "prefix_course")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ Expected text comes from an independent read of the raw files with plain Python
 """
 
 import functools
+import hashlib
 import logging
 import re
 import zipfile
@@ -16,6 +17,7 @@ import tensorflow_datasets as tfds
 from rnnzoo.data import corpora
 from rnnzoo.data.corpora import CORPORA, load_text
 from rnnzoo_datasets import jaychou_lyrics, sources, text8, time_machine
+from rnnzoo_datasets.text8 import text8_dataset_builder as text8_builder
 
 tfds.disable_progress_bar()
 
@@ -213,3 +215,62 @@ def test_text8_full_reads_the_pinned_zip_member(tmp_path, monkeypatch):
     assert load("text8/full", "test") == text[1_900:]
     assert load("text8/course", "validation") == text[:1_000]
     assert load("text8/course", "train") == text[1_000:]
+
+
+def test_text8_prefix_online_is_cut_from_downloaded_text8_zip(tmp_path, monkeypatch):
+    """text8/prefix and /prefix_course with no source directory: text8.zip is
+    "downloaded" (a stand-in download manager hands over a small stand-in zip) and the
+    prefix cut from its member, with smaller sizes, CRC-32 and sha256."""
+    data = (b" anarchism originated as a term of abuse" * 100)[:4_000]
+    prefix = data[:2_000]
+    (tmp_path / "downloads").mkdir()
+    downloaded = tmp_path / "downloads" / "mattmahoney.net_dc_text8.zip"
+    with zipfile.ZipFile(downloaded, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("text8", data)
+    url = text8_builder.TEXT8_ZIP.url
+    zip_source = sources.Source("text8.zip", downloaded.stat().st_size, None, url)
+    prefix_source = sources.Source(
+        "text8_prefix_2000.txt", 2_000, hashlib.sha256(prefix).hexdigest(), None
+    )
+    fetch = functools.partial(text8_builder.fetch_prefix, text8_zip=zip_source)
+    read = functools.partial(
+        text8_builder.read_prefix, prefix=prefix_source, size=len(data), crc32=zlib.crc32(data)
+    )
+    for name in ("prefix", "prefix_course"):
+        config = text8.Builder.builder_configs[name]
+        monkeypatch.setattr(config, "source", prefix_source)
+        monkeypatch.setattr(config, "fetch", fetch)
+        monkeypatch.setattr(config, "read", read)
+    urls = []
+
+    def download(self, url):
+        urls.append(url)
+        return downloaded
+
+    monkeypatch.delenv("RNNZOO_DATA_DIR", raising=False)
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", download)
+    handler, logger = _Records(), logging.getLogger("rnnzoo_datasets")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        train = load_text("text8/prefix", tfds_dir=tmp_path / "tfds")
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+    def load(name, split):
+        return load_text(name, split, tfds_dir=tmp_path / "tfds")
+
+    text = prefix.decode("ascii")
+    assert train == text[:1_800]
+    assert load("text8/prefix", "test") == text[1_900:]
+    assert load("text8/prefix_course", "validation") == text[:1_000]
+    assert load("text8/prefix_course", "train") == text[1_000:]
+    assert urls == ["http://mattmahoney.net/dc/text8.zip"] * 2
+    (line,) = [m for m in handler.messages if m.startswith("Building text8/prefix")]
+    assert line.startswith(f"Building text8/prefix from {downloaded}: ")
+    assert "cut from text8.zip" in line
+    assert f"Cutting text8_prefix_2000.txt (the first 2,000 bytes of text8) from {downloaded}" in (
+        handler.messages
+    )

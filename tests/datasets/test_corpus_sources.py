@@ -4,10 +4,13 @@ The download path is exercised without a network through a stand-in download man
 `fetch` verifies a "downloaded" file with the same `verify_file` as a local one.
 """
 
+import functools
 import hashlib
 import io
+import logging
 import shutil
 import zipfile
+import zlib
 
 import pytest
 from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
@@ -132,6 +135,131 @@ def test_checksums_match_the_shared_files(source_dir):
     assert shakespeare.filename == "input.txt"
     sources.verify_file(source_dir / "tinyshakespeare" / "input.txt", shakespeare)
     assert tiny_shakespeare_offline.manual_dir(source_dir) == source_dir / "tinyshakespeare"
+
+
+# A stand-in text8: 4,000 bytes, of which the "prefix" is the first 1,234.
+TEXT8 = (b" anarchism originated as a term of abuse first used against early" * 70)[:4_000]
+STAND_IN_PREFIX = sources.Source(
+    "text8_prefix_1234.txt", 1_234, hashlib.sha256(TEXT8[:1_234]).hexdigest(), None
+)
+
+
+def _text8_zip(path, member_data=TEXT8):
+    """Writes a stand-in text8.zip; returns its Source and a read_prefix for it."""
+    path.write_bytes(_zip("text8", member_data))
+    zip_source = sources.Source("text8.zip", path.stat().st_size, None, text8.TEXT8_ZIP.url)
+    read = functools.partial(
+        text8.read_prefix,
+        prefix=STAND_IN_PREFIX,
+        size=len(member_data),
+        crc32=zlib.crc32(member_data),
+    )
+    return zip_source, read
+
+
+def test_prefix_configs_fetch_and_read_the_prefix():
+    for name in ("prefix", "prefix_course"):
+        config = text8.Builder.builder_configs[name]
+        assert config.source is text8.PREFIX
+        assert config.fetch is text8.fetch_prefix and config.read is text8.read_prefix
+    for name in ("full", "course"):
+        assert text8.Builder.builder_configs[name].fetch is sources.fetch
+
+
+def test_prefix_is_cut_from_a_downloaded_text8_zip(tmp_path, caplog):
+    zip_source, read = _text8_zip(tmp_path / "downloaded")
+    manager = StandInDownloadManager(downloaded=tmp_path / "downloaded")
+    with caplog.at_level(logging.INFO, logger="rnnzoo_datasets"):
+        path = text8.fetch_prefix(manager, STAND_IN_PREFIX, zip_source)
+    assert path == tmp_path / "downloaded"
+    assert manager.urls == ["http://mattmahoney.net/dc/text8.zip"]
+    assert f"Cutting text8_prefix_1234.txt (the first 1,234 bytes of text8) from {path}" in (
+        caplog.messages
+    )
+    text = read(path)
+    assert len(text) == 1_234
+    assert text == TEXT8[:1_234].decode("ascii")
+    assert text.startswith(" anarchism originated as a term of abuse first used")
+
+
+def test_prefix_cut_with_the_wrong_sha256_is_refused(tmp_path):
+    flipped = bytearray(TEXT8)
+    flipped[600] ^= 0x20  # inside the prefix: the zip's own size and CRC-32 still match
+    zip_source, read = _text8_zip(tmp_path / "downloaded", bytes(flipped))
+    manager = StandInDownloadManager(downloaded=tmp_path / "downloaded")
+    path = text8.fetch_prefix(manager, STAND_IN_PREFIX, zip_source)
+    with pytest.raises(CorpusError) as info:
+        read(path)
+    actual = hashlib.sha256(bytes(flipped[:1_234])).hexdigest()
+    assert str(info.value) == (
+        f"{path}[text8][:1234]: wrong sha256 checksum for text8_prefix_1234.txt: "
+        f"expected {STAND_IN_PREFIX.sha256}, got {actual}"
+    )
+
+
+def test_prefix_cut_from_a_text8_that_is_too_short_is_refused(tmp_path):
+    _, read = _text8_zip(tmp_path / "text8.zip", TEXT8[:1_000])
+    with pytest.raises(
+        CorpusError, match=r"\[:1234\]: wrong size .* expected 1,234 bytes, got 1,000"
+    ):
+        read(tmp_path / "text8.zip")
+
+
+def test_prefix_keeps_text8_zip_checks(tmp_path):
+    _text8_zip(tmp_path / "text8.zip")
+    with pytest.raises(
+        CorpusError, match=r"\[text8\]: wrong uncompressed size: expected 100,000,000"
+    ):
+        text8.read_prefix(tmp_path / "text8.zip", STAND_IN_PREFIX)
+
+
+def test_prefix_from_a_local_dir_never_downloads(tmp_path, monkeypatch):
+    local = tmp_path / "local"
+    local.mkdir()
+    zip_source, read = _text8_zip(local / "text8.zip")
+    manager = StandInDownloadManager(manual_dir=local)
+    # Only text8.zip there: the prefix is cut from it.
+    assert text8.fetch_prefix(manager, STAND_IN_PREFIX, zip_source) == local / "text8.zip"
+    assert read(local / "text8.zip") == TEXT8[:1_234].decode("ascii")
+    # The prefix file there too: it is the one used (and it is checked).
+    (local / "text8_prefix_1234.txt").write_bytes(TEXT8[:1_234])
+    path = text8.fetch_prefix(manager, STAND_IN_PREFIX, zip_source)
+    assert path == local / "text8_prefix_1234.txt"
+    assert read(path) == TEXT8[:1_234].decode("ascii")
+    (local / "text8_prefix_1234.txt").write_bytes(TEXT8[1:1_235])
+    with pytest.raises(CorpusError, match="text8_prefix_1234.txt: wrong sha256 checksum"):
+        text8.fetch_prefix(manager, STAND_IN_PREFIX, zip_source)
+    # Neither: an error naming both, still no download (also with $RNNZOO_DATA_DIR).
+    (local / "text8_prefix_1234.txt").unlink()
+    (local / "text8.zip").unlink()
+    monkeypatch.setenv(sources.SOURCE_DIR_ENV, str(local))
+    for neither in (manager, StandInDownloadManager(downloaded=tmp_path / "never")):
+        with pytest.raises(
+            CorpusError,
+            match=r"local/text8_prefix_1234\.txt: file not found; expected .*1,234 bytes\), "
+            r"or text8\.zip in the same directory",
+        ):
+            text8.fetch_prefix(neither, STAND_IN_PREFIX, zip_source)
+        assert neither.urls == []
+
+
+def test_real_prefix_offline(source_dir):
+    manager = StandInDownloadManager(manual_dir=source_dir)
+    path = text8.fetch_prefix(manager, text8.PREFIX)
+    assert path == source_dir / "text8_prefix_12549840.txt"
+    text = text8.read_prefix(path)
+    assert len(text) == 12_549_840
+    assert text.startswith(" anarchism originated as a term of abuse first used against early")
+    assert text.encode("ascii") == (source_dir / "text8_prefix_12549840.txt").read_bytes()
+    assert manager.urls == []
+
+
+def test_real_truncated_local_text8_zip_is_not_cut(source_dir, tmp_path):
+    shutil.copy(source_dir / "text8.zip.partial", tmp_path / "text8.zip")
+    manager = StandInDownloadManager(manual_dir=tmp_path)
+    with pytest.raises(CorpusError, match=r"text8\.zip: wrong size: .* \(truncated"):
+        text8.fetch_prefix(manager, text8.PREFIX)
+    assert manager.urls == []
 
 
 def test_read_checksums(tmp_path):
