@@ -1,5 +1,7 @@
 """Exports a trained run: SavedModel, TFLite and model.json, rebuilt from the run directory alone.
 
+The run's `config.json` names its task (`rnnzoo.zoo`), whose exporter writes the files.
+
     python export.py --workdir=runs/lstm                       # -> runs/lstm/export/
     python export.py --workdir=runs/lstm --quantize=dynamic --output=exports/lstm_int8
     python export.py --workdir=runs/lstm --checkpoint=runs/lstm/checkpoints/ckpt-40
@@ -35,12 +37,13 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines about saving
+    from rnnzoo import zoo
     from rnnzoo.data.errors import CorpusError
-    from rnnzoo.export.exporter import ExportError, export_run
+    from rnnzoo.export.exporter import ExportError
     from rnnzoo.run_dir import RunDirError
 
     try:
-        export_run(FLAGS.workdir, FLAGS.output, quantize=FLAGS.quantize,
+        zoo.export_run(FLAGS.workdir, FLAGS.output, quantize=FLAGS.quantize,
                    checkpoint=FLAGS.checkpoint,
                    compute_val_perplexity=FLAGS.compute_val_perplexity,
                    source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir)

@@ -1,11 +1,13 @@
-"""Trains a character language model.
+"""Trains a model of the zoo.
 
     python train.py --model=lstm                       # d2l-zh's LSTM on the Jay Chou lyrics
     python train.py --preset=d2l_time_machine_lstm2    # d2l's 2-layer LSTM on The Time Machine
+    python train.py --preset=course_lstm               # the TensorFlow course's LSTM on text8
     python train.py --model=gru --workdir=runs/gru --num_epochs=20
 
-Every field of `rnnzoo.config.TrainConfig` is a flag of the same name (see --helpfull). A preset
-sets several fields at once; flags given on the command line override it.
+`--model` names an entry of `rnnzoo.zoo.MODELS` and `--preset` a seed run of
+`rnnzoo.zoo.PRESETS`; the flags are the fields of that model's task config (`--helpfull` with the
+same `--model` / `--preset` lists them). Flags given on the command line override the preset.
 """
 
 import os
@@ -15,36 +17,62 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TensorFlow is first
 
 from absl import app, flags, logging  # noqa: E402
 
-from rnnzoo import flags_util  # noqa: E402
-from rnnzoo.config import PRESETS, ConfigError  # noqa: E402
+from rnnzoo import flags_util, zoo  # noqa: E402
+from rnnzoo.config import ConfigError  # noqa: E402
 
-flags_util.define_config_flags()
-flags.DEFINE_enum("preset", None, sorted(PRESETS), "A seed run's settings (flags override it).")
-flags.DEFINE_string("workdir", None, "Run directory (default: runs/<preset or model>).")
-flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its last checkpoint.")
-flags.DEFINE_string("data_dir", None, "Directory holding the original corpus files, for offline "
-                    "use (default: $RNNZOO_DATA_DIR; else they are downloaded).")
-flags.DEFINE_string("tfds_dir", None, "TFDS data directory for prepared corpora "
-                    "(default: $RNNZOO_TFDS_DIR, else ~/tensorflow_datasets).")
 FLAGS = flags.FLAGS
+
+
+def define_flags(argv) -> None:
+    """`--model`, `--preset`, the run flags, then the chosen task's config flags."""
+    model, preset = flags_util.peek(argv, "model"), flags_util.peek(argv, "preset")
+    try:
+        config_class = zoo.config_class(model, preset)
+        defaults = zoo.base_values(model, preset)
+    except ConfigError:  # Reported with the flags' own message once parsed.
+        config_class, defaults = zoo.config_class(), zoo.base_values()
+    flags.DEFINE_enum("model", defaults["model"], sorted(zoo.MODELS),
+                      "The zoo entry to train: " + "; ".join(
+                          f"{name}: {e.description}" for name, e in zoo.MODELS.items()))
+    flags.DEFINE_enum("preset", None, sorted(zoo.PRESETS), "A seed run's settings (flags "
+                      "override it); it names its model.")
+    flags.DEFINE_string("workdir", None, "Run directory (default: runs/<preset or model>).")
+    flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its last checkpoint.")
+    flags.DEFINE_string("data_dir", None, "Directory holding the original corpus files, for "
+                        "offline use (default: $RNNZOO_DATA_DIR; else they are downloaded).")
+    flags.DEFINE_string("tfds_dir", None, "TFDS data directory for prepared corpora "
+                        "(default: $RNNZOO_TFDS_DIR, else ~/tensorflow_datasets).")
+    flags_util.define_config_flags(config_class, defaults)
+
+
+def parse_flags(argv):
+    """absl's parser, but a bad flag ends with one `error:` line (no page of help first)."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        model = flags_util.peek(argv, "model") or "lstm"
+        sys.exit(f"error: {e}\n(`python train.py --model={model} --helpfull` lists the flags "
+                 "of that model)")
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)  # TF's and TFDS' INFO lines drown the epoch lines.
+        sys.exit(f"error: unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # TF's and TFDS' INFO lines drown the report lines.
     from rnnzoo.data.errors import CorpusError
     from rnnzoo.run_dir import RunDirError
-    from rnnzoo.training.char_lm import TrainingDiverged, train
+    from rnnzoo.training.loop import TrainingDiverged
 
     try:
-        config = flags_util.config_from_flags(FLAGS.preset).validate()
+        config = zoo.make_config(FLAGS.model, FLAGS.preset,
+                                 **flags_util.explicit_values(zoo.config_class(
+                                     FLAGS.model, FLAGS.preset)))
     except ConfigError as e:
-        raise app.UsageError(str(e)) from None
+        sys.exit(f"error: {e}")
     workdir = FLAGS.workdir or f"runs/{FLAGS.preset or config.model}"
     try:
-        train(config, workdir, resume=FLAGS.resume, source_dir=FLAGS.data_dir,
-              tfds_dir=FLAGS.tfds_dir)
+        zoo.task_of(config.task).train(config, workdir, resume=FLAGS.resume,
+                                       source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir)
     except (CorpusError, RunDirError, ValueError) as e:
         sys.exit(f"error: {e}")
     except TrainingDiverged:
@@ -52,4 +80,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    define_flags(sys.argv)
+    app.run(main, flags_parser=parse_flags)

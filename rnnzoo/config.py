@@ -1,148 +1,176 @@
-"""Training configuration: one dataclass, named presets for the seed runs, JSON round trip.
+"""Run configuration: the fields every task shares, as data, and the JSON round trip.
 
-`train.py` defines one absl flag per field (same name), so the config is the single source of
-truth for what a run was: it is written to `<workdir>/config.json`, and `export.py` rebuilds the
-model from that file alone.
+Each task (`rnnzoo.tasks`) owns a dataclass that extends `TrainConfig` with its own fields and
+defaults. A field is declared with `field(default, help, choices=..., resumable=...)`: its help
+becomes the flag's help (`train.py --helpfull`), its choices are checked by `validate()` and
+become an enum flag, and `resumable` fields may change when a run is resumed (they do not change
+what is being trained). `config.json` in a run directory is `to_json()` of the run's config, with
+`task` and `model` (the zoo entry) recorded, so `export.py` rebuilds the model from it alone.
+
+This module is pure Python (no TensorFlow): choice lists are passed in by the modules that own
+them (cells, models, data, training) through the task configs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any
+import math
+from typing import Any, ClassVar
 
-MODELS = ("rnn", "gru", "lstm")
-IMPLS = ("rnnzoo", "keras")
-INITS = ("d2l", "keras")
-SAMPLERS = ("consecutive", "random")
+# Optimizers and learning-rate schedules of the shared training loop (`rnnzoo.training.optim`).
+OPTIMIZERS = ("sgd", "adagrad", "adam")
+LR_SCHEDULES = ("constant", "exponential", "linear")
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field and the value."""
 
 
+def field(default, help: str, *, choices=None, resumable: bool = False, minimum=None):
+    """A config field: its default, its help text, the allowed values, whether resume may
+    change it, and the smallest allowed value (ints and floats)."""
+    metadata = {"help": help, "choices": tuple(choices) if choices else None,
+                "resumable": resumable, "minimum": minimum}
+    if isinstance(default, (list, tuple)):
+        value = tuple(default)
+        return dataclasses.field(default_factory=lambda: value, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything that defines a character-language-model training run.
+    """The fields every task shares: what is trained on, how long, how it is optimised.
 
-    The defaults reproduce d2l-zh (1st ed.) section 6.8, the LSTM from scratch on the Jay Chou
-    lyrics: hidden 256, 35 steps, batch 32, SGD with lr 100 and global-norm clipping at 0.01,
-    consecutive sampling, 160 epochs, a report every 40 epochs.
+    Training runs for `num_epochs` passes over the data, or for `train_steps` optimizer steps
+    when that is positive; `pred_period` and `checkpoint_every` count epochs or steps to match.
+    The learning rate at global step `s` (the optimizer's iteration count, which checkpoints
+    keep, so a resumed run continues the schedule):
+
+        constant:     lr
+        exponential:  lr * lr_decay_rate ** floor(s / lr_decay_steps)    (staircase)
+        linear:       lr * max(lr_min_fraction, 1 - s / S)   (S = lr_decay_steps or all steps)
     """
 
-    # Model.
-    model: str = "lstm"  # Recurrent cell: rnn, gru or lstm.
-    impl: str = "rnnzoo"  # rnnzoo (cells written from scratch) or keras (keras.layers.*).
-    num_layers: int = 1  # Stacked recurrent layers (a deep RNN when > 1).
-    num_hiddens: int = 256  # Units per recurrent layer.
-    embedding_dim: int = 0  # 0: one-hot input (as d2l); > 0: a learned embedding of that size.
-    init: str = "d2l"  # d2l: N(0, 0.01) weights and zero biases; keras: Keras' initialisers.
-    forget_bias: float = 0.0  # Initial LSTM forget-gate bias (d2l 0; Keras unit_forget_bias 1).
-    reset_after: bool = True  # GRU: reset gate after the recurrent matmul (d2l-zh); False: before.
-    # Data.
-    corpus: str = "jaychou_lyrics/d2l_zh"  # TFDS name/config of the corpus.
-    vocab_max_size: int = 0  # 0: keep every training character.
-    vocab_min_count: int = 1  # Rarer characters map to <unk>.
-    sampler: str = "consecutive"  # consecutive (state carries over) or random (state reset).
-    sampler_edition: int = 1  # d2l-zh 1st edition (1) or d2l 2nd edition (2) samplers.
-    batch_size: int = 32  # Sequences per batch.
-    num_steps: int = 35  # Time steps per sequence (truncated backpropagation length).
-    # Optimisation.
-    lr: float = 100.0  # SGD learning rate on the mean per-token loss.
-    clip_norm: float = 0.01  # Global gradient-norm clip (d2l's clipping_theta).
-    num_epochs: int = 160  # Passes over the training text.
-    jit_compile: bool = False  # XLA-compile the training step.
-    # Reporting.
-    pred_period: int = 40  # Report, sample and checkpoint every this many epochs.
-    pred_len: int = 50  # Characters generated after each prefix.
-    prefixes: tuple[str, ...] = ("分开", "不分开")  # Text to continue at each report (comma list).
-    temperature: float = 0.0  # 0: greedy (as d2l); > 0: sample from softmax(logits / T).
-    top_k: int = 0  # With temperature > 0, sample among the k likeliest characters (0: all).
-    checkpoint_every: int = 10  # Also checkpoint every this many epochs.
-    keep_checkpoints: int = 3  # Checkpoints kept on disk (oldest deleted first).
-    seed: int = 0  # Seeds weights, sampling order and generation: same seed, same run.
+    TASK: ClassVar[str] = ""
+
+    task: str = field("", "The task of the zoo entry (set by --model / --preset).")
+    model: str = field("", "The zoo entry (`rnnzoo.zoo.MODELS`).")
+    corpus: str = field("", "TFDS name/config of the corpus.")
+    seed: int = field(0, "Seeds weights, data order and sampling: same seed, same run.",
+                      minimum=0)
+    batch_size: int = field(32, "Examples per (global) batch.", minimum=1)
+    optimizer: str = field("sgd", "Optimizer: sgd, adagrad or adam.", choices=OPTIMIZERS)
+    lr: float = field(1.0, "Initial learning rate.")
+    lr_schedule: str = field("constant", "Learning-rate schedule: constant, exponential "
+                             "(staircase, x lr_decay_rate every lr_decay_steps) or linear "
+                             "(to lr * lr_min_fraction).", choices=LR_SCHEDULES)
+    lr_decay_steps: int = field(0, "exponential: steps between decays; linear: steps to reach "
+                                "the final rate (0: the whole run).", minimum=0)
+    lr_decay_rate: float = field(0.1, "exponential: factor applied every lr_decay_steps.")
+    lr_min_fraction: float = field(1e-4, "linear: the final rate as a fraction of lr "
+                                   "(word2vec.c: 1e-4).")
+    clip_norm: float = field(0.0, "Global gradient-norm clip (0: no clipping).", minimum=0.0)
+    num_epochs: int = field(1, "Passes over the training data (when train_steps is 0).",
+                            resumable=True, minimum=1)
+    train_steps: int = field(0, "Train for this many optimizer steps instead of num_epochs "
+                             "(0: train by epochs).", resumable=True, minimum=0)
+    pred_period: int = field(1, "Evaluate, report and checkpoint every this many epochs (or "
+                             "steps, with train_steps).", resumable=True, minimum=1)
+    checkpoint_every: int = field(10, "Also checkpoint every this many epochs (or steps).",
+                                  resumable=True, minimum=1)
+    keep_checkpoints: int = field(3, "Checkpoints kept on disk (oldest deleted first).",
+                                  resumable=True, minimum=1)
+    jit_compile: bool = field(False, "XLA-compile the training step.", resumable=True)
+
+    def __post_init__(self):
+        if not self.task:
+            self.task = self.TASK
+
+    # ------------------------------------------------------------------------ checking
 
     def validate(self) -> TrainConfig:
         """Raises `ConfigError` naming the first invalid field; returns self."""
-        _one_of("model", self.model, MODELS)
-        _one_of("impl", self.impl, IMPLS)
-        _one_of("sampler", self.sampler, SAMPLERS)
-        _one_of("init", self.init, INITS)
-        _one_of("sampler_edition", self.sampler_edition, (1, 2))
-        for name in ("num_layers", "num_hiddens", "batch_size", "num_steps", "num_epochs",
-                     "pred_period", "checkpoint_every", "keep_checkpoints", "vocab_min_count"):
-            _positive(name, getattr(self, name))
-        for name in ("embedding_dim", "vocab_max_size", "pred_len", "top_k"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"`{name}` must be >= 0, got {getattr(self, name)}")
-        if self.vocab_max_size == 1:
-            raise ConfigError("`vocab_max_size` must be 0 (no limit) or >= 2, got 1")
-        if not self.lr > 0:
-            raise ConfigError(f"`lr` must be positive, got {self.lr}")
-        if not self.clip_norm > 0:
-            raise ConfigError(f"`clip_norm` must be positive, got {self.clip_norm}")
-        if not self.temperature >= 0:
-            raise ConfigError(
-                f"`temperature` must be >= 0 (0 means greedy), got {self.temperature}")
-        if any(not p for p in self.prefixes):
-            raise ConfigError(f"`prefixes` must be non-empty strings, got {list(self.prefixes)}")
+        if self.task != self.TASK:
+            raise ConfigError(f"`task` must be {self.TASK!r} for {type(self).__name__}, "
+                              f"got {self.task!r}")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            _check_type(f, value)
+            choices, minimum = f.metadata.get("choices"), f.metadata.get("minimum")
+            if choices and value not in choices:
+                raise ConfigError(f"`{f.name}` must be one of {list(choices)}, got {value!r}")
+            if minimum is not None and not value >= minimum:
+                raise ConfigError(f"`{f.name}` must be >= {minimum}, got {value!r}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise ConfigError(f"`lr` must be a positive finite number, got {self.lr}")
+        if not math.isfinite(self.clip_norm):
+            raise ConfigError(f"`clip_norm` must be finite, got {self.clip_norm}")
+        if self.lr_schedule == "exponential":
+            if self.lr_decay_steps < 1:
+                raise ConfigError("`lr_decay_steps` must be >= 1 with lr_schedule=exponential, "
+                                  f"got {self.lr_decay_steps}")
+            if not 0 < self.lr_decay_rate <= 1:
+                raise ConfigError(f"`lr_decay_rate` must be in (0, 1], got {self.lr_decay_rate}")
+        if not 0 <= self.lr_min_fraction <= 1:
+            raise ConfigError(f"`lr_min_fraction` must be in [0, 1], got {self.lr_min_fraction}")
         return self
+
+    @property
+    def by_steps(self) -> bool:
+        """True when the run is measured in optimizer steps (`train_steps > 0`), not epochs."""
+        return self.train_steps > 0
+
+    @classmethod
+    def resumable_fields(cls) -> frozenset[str]:
+        return frozenset(f.name for f in dataclasses.fields(cls) if f.metadata.get("resumable"))
+
+    # --------------------------------------------------------------------------- JSON
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["prefixes"] = list(self.prefixes)
-        return d
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
+    def from_dict(cls, d: dict[str, Any]):
+        """The config a dict describes; fields it lacks take their defaults (older files)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - set(fields))
         if unknown:
-            raise ConfigError(f"unknown config fields {unknown}; known fields: {sorted(known)}")
-        d = dict(d)
-        if "prefixes" in d:
-            d["prefixes"] = tuple(d["prefixes"])
+            raise ConfigError(f"unknown config fields {unknown} for task {cls.TASK!r}; known "
+                              f"fields: {sorted(fields)}")
+        d = {k: tuple(v) if isinstance(v, list) and isinstance(_default(fields[k]), tuple) else v
+             for k, v in d.items()}
         return cls(**d)
 
     @classmethod
-    def from_json(cls, text: str) -> TrainConfig:
+    def from_json(cls, text: str):
         return cls.from_dict(json.loads(text))
 
 
-# Fields that may change when a run is resumed: they do not change what is being trained.
-RESUMABLE_FIELDS = frozenset({
-    "num_epochs", "pred_period", "pred_len", "prefixes", "temperature", "top_k",
-    "checkpoint_every", "keep_checkpoints", "jit_compile",
-})
-
-_TIME_MACHINE = dict(corpus="time_machine/d2l", sampler_edition=2,
-                     prefixes=("time traveller", "traveller"))
-
-# The seed runs. `python train.py --model=lstm` alone is PRESETS["d2l_zh_lstm"].
-PRESETS: dict[str, dict[str, Any]] = {
-    # d2l-zh 6.4 / 6.5: the RNN from scratch on Jay Chou (250 epochs, a report every 50).
-    "d2l_zh_rnn": dict(model="rnn", num_epochs=250, pred_period=50),
-    # d2l-zh 6.7: the GRU from scratch on Jay Chou. Its candidate is reset-after,
-    # tanh(X W_xh + R * (H W_hh) + b_h) (`R * nd.dot(H, W_hh)` in d2l-zh's code); d2l's 2nd
-    # edition uses the reset-before form, `reset_after=False`.
-    "d2l_zh_gru": dict(model="gru"),
-    # d2l-zh 6.8: the LSTM from scratch on Jay Chou (the defaults).
-    "d2l_zh_lstm": dict(model="lstm"),
-    # d2l 9.3: the 2-layer LSTM on The Time Machine (first 10,000 characters), lr 2, clip 1.
-    "d2l_time_machine_lstm2": dict(
-        model="lstm", num_layers=2, lr=2.0, clip_norm=1.0, num_epochs=500, pred_period=100,
-        init="keras", **_TIME_MACHINE),
-}
+def upgrade_legacy(d: dict[str, Any]) -> dict[str, Any]:
+    """A `config.json` written before the zoo had tasks is a character LM whose `model` field
+    named the cell (`rnn`, `gru` or `lstm`, also the names of their zoo entries)."""
+    if "task" in d:
+        return d
+    return {**d, "task": "char_lm", "cell": d.get("model", "lstm")}
 
 
-def _one_of(name, value, choices):
-    if value not in choices:
-        raise ConfigError(f"`{name}` must be one of {list(choices)}, got {value!r}")
+def _default(f: dataclasses.Field):
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
 
 
-def _positive(name, value):
-    if not isinstance(value, int) or value < 1:
-        raise ConfigError(f"`{name}` must be a positive integer, got {value!r}")
+def _check_type(f: dataclasses.Field, value) -> None:
+    expected = type(_default(f))
+    ok = (isinstance(value, bool) if expected is bool
+          else isinstance(value, int) and not isinstance(value, bool) if expected is int
+          else isinstance(value, (int, float)) and not isinstance(value, bool)
+          if expected is float else isinstance(value, expected))
+    if not ok:
+        raise ConfigError(f"`{f.name}` must be of type {expected.__name__}, got {value!r}")
+
+
+__all__ = ["ConfigError", "LR_SCHEDULES", "OPTIMIZERS", "TrainConfig", "field", "upgrade_legacy"]

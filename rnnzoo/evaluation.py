@@ -14,6 +14,57 @@ import tensorflow as tf
 from rnnzoo.data.lm_pipeline import lm_dataset
 
 
+def _perplexities(total, count, known_total, known_count, unk_id) -> dict:
+    result = {"perplexity": _exp(total / count)}
+    if unk_id is not None:
+        result["perplexity_known"] = (_exp(known_total / known_count)
+                                      if known_count else float("nan"))
+        result["unk_rate"] = 1 - known_count / count
+    return result
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 709.0 else math.inf
+
+
+def _scorer(model, unk_id):
+    unk = -1 if unk_id is None else unk_id
+
+    @tf.function
+    def score(x, y, states):
+        logits, states = model(x, states, training=False)
+        nll = tf.cast(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits),
+                      tf.float64)
+        known = tf.cast(tf.not_equal(y, unk), tf.float64)
+        return (tf.reduce_sum(nll), tf.cast(tf.size(y), tf.float64),
+                tf.reduce_sum(nll * known), tf.reduce_sum(known), states)
+
+    return score
+
+
+def sequence_evaluator(model, *, unk_id=None, chunk: int = 1000):
+    """Returns `evaluate(x, y) -> dict`: perplexity of ONE stream read from a zero state.
+
+    `x`, `y`: int32 `[1, n]`, the inputs and the next-character targets (e.g.
+    `rnnzoo.data.course_batches.course_validation_pairs`). The model reads `x` in chunks of
+    `chunk` characters with its state carried, which is the same maths as one character at a
+    time from a reset state, the TensorFlow course's validation. Keys as `perplexity_evaluator`.
+    """
+    score = _scorer(model, unk_id)
+
+    def evaluate(x, y) -> dict:
+        x, y = np.asarray(x, np.int32), np.asarray(y, np.int32)
+        states = model.initial_state(x.shape[0])
+        sums = np.zeros(4)
+        for start in range(0, x.shape[1], chunk):
+            *values, states = score(x[:, start:start + chunk], y[:, start:start + chunk],
+                                    states)
+            sums += [float(v) for v in values]
+        return _perplexities(*sums, unk_id)
+
+    return evaluate
+
+
 def perplexity_evaluator(model, *, batch_size: int, num_steps: int, unk_id=None):
     """Returns `evaluate(ids) -> dict`, compiled once: perplexity `exp(total NLL / tokens)`.
 
@@ -29,16 +80,7 @@ def perplexity_evaluator(model, *, batch_size: int, num_steps: int, unk_id=None)
     never saw, so its NLL is large: on d2l-zh's Jay Chou split (12% of validation characters
     unseen) it dominates `perplexity`.
     """
-    unk = -1 if unk_id is None else unk_id
-
-    @tf.function
-    def score(x, y, states):
-        logits, states = model(x, states, training=False)
-        nll = tf.cast(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits),
-                      tf.float64)
-        known = tf.cast(tf.not_equal(y, unk), tf.float64)
-        return (tf.reduce_sum(nll), tf.cast(tf.size(y), tf.float64),
-                tf.reduce_sum(nll * known), tf.reduce_sum(known), states)
+    score = _scorer(model, unk_id)
 
     def evaluate(ids) -> dict:
         ids = np.asarray(ids, np.int32)
@@ -50,12 +92,6 @@ def perplexity_evaluator(model, *, batch_size: int, num_steps: int, unk_id=None)
         for x, y in dataset:
             *values, states = score(x, y, states)
             sums += [float(v) for v in values]
-        total, count, known_total, known_count = sums
-        result = {"perplexity": math.exp(total / count)}
-        if unk_id is not None:
-            result["perplexity_known"] = (math.exp(known_total / known_count)
-                                          if known_count else float("nan"))
-            result["unk_rate"] = 1 - known_count / count
-        return result
+        return _perplexities(*sums, unk_id)
 
     return evaluate

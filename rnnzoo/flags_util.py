@@ -1,35 +1,49 @@
-"""absl flags generated from `TrainConfig`: one flag per field, same name, same help."""
+"""absl flags generated from a task's config dataclass: one flag per field, same name.
+
+`train.py` reads `--model` and `--preset` first (`peek`), then defines only the flags of that
+model's task (`define_config_flags`), with the entry's and preset's values as the defaults
+`--helpfull` shows; a flag of another task is then an unknown flag.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 
 from absl import flags
 
-from rnnzoo.config import IMPLS, INITS, MODELS, PRESETS, SAMPLERS, TrainConfig
+from rnnzoo.config import TrainConfig
 
-_ENUMS = {"model": MODELS, "sampler": SAMPLERS, "impl": IMPLS, "init": INITS}
-
-
-def _field_help() -> dict[str, str]:
-    """The trailing comment of each field in TrainConfig's source, used as the flag's help."""
-    helps = {}
-    for line in inspect.getsource(TrainConfig).splitlines():
-        line = line.strip()
-        if ":" in line and "=" in line and "#" in line and not line.startswith("#"):
-            name = line.split(":", 1)[0].strip()
-            helps[name] = line.split("#", 1)[1].strip()
-    return helps
+# Fields that are not flags: `task` follows from the model, and `--model` picks the zoo entry.
+NOT_FLAGS = ("task", "model")
 
 
-def define_config_flags(flag_values=flags.FLAGS) -> None:
-    helps = _field_help()
-    for field in dataclasses.fields(TrainConfig):
-        name, default = field.name, field.default
-        help_ = helps.get(name, name.replace("_", " ").capitalize() + ".")
-        if name in _ENUMS:
-            flags.DEFINE_enum(name, default, list(_ENUMS[name]), help_, flag_values=flag_values)
+def peek(argv: list[str], name: str) -> str | None:
+    """The value of `--name=V` or `--name V` in `argv` (the last one wins), before parsing."""
+    value = None
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == "--":
+            break
+        if arg.startswith(f"--{name}="):
+            value = arg.split("=", 1)[1]
+        elif arg == f"--{name}" and i + 1 < len(argv):
+            value = argv[i + 1]
+    return value
+
+
+def define_config_flags(config_class: type[TrainConfig], defaults: dict | None = None,
+                        flag_values=flags.FLAGS) -> None:
+    """One flag per field of `config_class` (but `NOT_FLAGS`), help from the field's metadata."""
+    defaults = defaults or {}
+    for field in dataclasses.fields(config_class):
+        name = field.name
+        if name in NOT_FLAGS:
+            continue
+        default = defaults.get(name, field.default if field.default is not dataclasses.MISSING
+                               else field.default_factory())
+        help_ = field.metadata.get("help") or name.replace("_", " ").capitalize() + "."
+        choices = field.metadata.get("choices")
+        if choices and all(isinstance(c, str) for c in choices):
+            flags.DEFINE_enum(name, default, list(choices), help_, flag_values=flag_values)
         elif isinstance(default, bool):
             flags.DEFINE_bool(name, default, help_, flag_values=flag_values)
         elif isinstance(default, int):
@@ -42,15 +56,14 @@ def define_config_flags(flag_values=flags.FLAGS) -> None:
             flags.DEFINE_string(name, default, help_, flag_values=flag_values)
 
 
-def config_from_flags(preset: str | None, flag_values=flags.FLAGS) -> TrainConfig:
-    """Defaults, then the preset, then every flag given on the command line."""
-    values = dataclasses.asdict(TrainConfig())
-    values.update(PRESETS[preset] if preset else {})
-    for field in dataclasses.fields(TrainConfig):
-        if flag_values[field.name].present:
-            values[field.name] = flag_values[field.name].value
-    values["prefixes"] = tuple(values["prefixes"])
-    return TrainConfig(**values)
+def explicit_values(config_class: type[TrainConfig], flag_values=flags.FLAGS) -> dict:
+    """The fields given explicitly on the command line, with their values."""
+    values = {}
+    for field in dataclasses.fields(config_class):
+        if field.name not in NOT_FLAGS and flag_values[field.name].present:
+            value = flag_values[field.name].value
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+    return values
 
 
-__all__ = ["define_config_flags", "config_from_flags"]
+__all__ = ["NOT_FLAGS", "define_config_flags", "explicit_values", "peek"]

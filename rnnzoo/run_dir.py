@@ -1,8 +1,8 @@
 """The run directory: everything a training run leaves behind, and the contract readers rely on.
 
-    <workdir>/config.json      the TrainConfig of the run (rnnzoo.config)
+    <workdir>/config.json      the run's config (a task's `rnnzoo.config.TrainConfig`)
     <workdir>/vocab.json       the Vocabulary (rnnzoo.data.vocab format)
-    <workdir>/metrics.jsonl    one JSON record per epoch (and per report)
+    <workdir>/metrics.jsonl    one JSON record per epoch (or per report of a step-measured run)
     <workdir>/samples.txt      generated text at each report
     <workdir>/checkpoints/     tf.train.CheckpointManager checkpoints (object key "model")
     <workdir>/tensorboard/     TensorBoard scalars and text samples
@@ -18,7 +18,7 @@ import pathlib
 
 import tensorflow as tf
 
-from rnnzoo.config import RESUMABLE_FIELDS, TrainConfig
+from rnnzoo.config import TrainConfig, upgrade_legacy
 from rnnzoo.data.vocab import Vocabulary
 from rnnzoo.files import write_text_atomic
 
@@ -50,11 +50,12 @@ class RunDir:
             if not self.exists():
                 raise RunDirError(f"--resume: {self.path} holds no run (no config.json); "
                                   "start a new run without --resume")
-            saved = self.read_config()
+            saved = self.read_config(type(config))
+            resumable = config.resumable_fields()
             differing = [
                 f"{name}: saved {getattr(saved, name)!r}, now {getattr(config, name)!r}"
                 for name in config.to_dict()
-                if name not in RESUMABLE_FIELDS and getattr(saved, name) != getattr(config, name)
+                if name not in resumable and getattr(saved, name) != getattr(config, name)
             ]
             if differing:
                 raise RunDirError(f"--resume: the config differs from the run in {self.path}: "
@@ -73,9 +74,10 @@ class RunDir:
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
 
-    def truncate_metrics(self, last_epoch: int) -> None:
-        """Drops records of epochs after `last_epoch` (a resumed run redoes those epochs)."""
-        kept = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
+    def truncate_metrics(self, last: int, key: str = "epoch") -> None:
+        """Drops records whose `key` ("epoch" or "step") is after `last` (a resumed run redoes
+        those epochs or steps)."""
+        kept = [r for r in self.read_metrics() if r.get(key, 0) <= last]
         write_text_atomic(self.metrics_path,
                      "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n"
                              for r in kept))
@@ -86,11 +88,27 @@ class RunDir:
 
     # ------------------------------------------------------------------------ reading
 
-    def read_config(self) -> TrainConfig:
+    def read_config_dict(self) -> dict:
+        """`config.json` as a dict, with `task` (older files: a character LM)."""
         if not self.config_path.exists():
             raise RunDirError(f"{self.path} is not a run directory: {self.config_path} is missing")
         try:
-            return TrainConfig.from_json(self.config_path.read_text(encoding="utf-8"))
+            d = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise RunDirError(f"{self.config_path} is not a valid rnnzoo config: {e}") from e
+        if not isinstance(d, dict):
+            raise RunDirError(f"{self.config_path} is not a valid rnnzoo config: not a JSON "
+                              "object")
+        return upgrade_legacy(d)
+
+    def read_config(self, config_class: type[TrainConfig]) -> TrainConfig:
+        """`config.json` as a `config_class` (the task's config)."""
+        d = self.read_config_dict()
+        if d.get("task") != config_class.TASK:
+            raise RunDirError(f"{self.config_path} is a {d.get('task')!r} run, not "
+                              f"{config_class.TASK!r}")
+        try:
+            return config_class.from_dict(d)
         except (ValueError, TypeError) as e:
             raise RunDirError(f"{self.config_path} is not a valid rnnzoo config: {e}") from e
 

@@ -43,6 +43,9 @@ import tensorflow as tf
 
 from rnnzoo.data.lm_pipeline import _as_corpus, _check_int
 
+# The name of this sampler in a character-LM config (`sampler="course"`).
+SAMPLER = "course"
+
 
 def _check_length(name: str, n: int, batch_size: int) -> int:
     """`n` must leave every one of `batch_size` rows a segment, and a target after it."""

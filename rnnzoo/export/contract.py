@@ -45,10 +45,12 @@ QUANTIZE_MODES = ("none", "dynamic", "float16")
 _STATE_NAMES = {"rnn": ("h",), "gru": ("h",), "lstm": ("h", "c")}
 
 
-def state_layout(cell: str, num_layers: int, units: int) -> list[dict]:
+def state_layout(cell: str, num_layers: int, units: int, inputs: str = "chars") -> list[dict]:
     """The slices of the packed state: `[{"layer", "name", "offset", "size"}, ...]` in order.
 
-    Example: a 2-layer LSTM of 32 units packs `[h0 | c0 | h1 | c1]`, 128 floats per row.
+    Example: a 2-layer LSTM of 32 units packs `[h0 | c0 | h1 | c1]`, 128 floats per row. A
+    bigram model (`inputs="bigrams"`) ends with one more float, `prev_char` (layer `None`): the
+    id of the last character read, which its next input pairs with (0, `<unk>`, at the start).
     """
     if cell not in _STATE_NAMES:
         raise ValueError(f"`cell` must be one of {sorted(_STATE_NAMES)}, got {cell!r}")
@@ -57,4 +59,6 @@ def state_layout(cell: str, num_layers: int, units: int) -> list[dict]:
         for name in _STATE_NAMES[cell]:
             layout.append({"layer": layer, "name": name, "offset": offset, "size": units})
             offset += units
+    if inputs == "bigrams":
+        layout.append({"layer": None, "name": "prev_char", "offset": offset, "size": 1})
     return layout

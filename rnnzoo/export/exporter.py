@@ -24,10 +24,9 @@ import tempfile
 import tensorflow as tf
 
 from rnnzoo.data.vocab import Vocabulary
-from rnnzoo.export import contract, parity, quality, tflite
+from rnnzoo.export import contract, parity, tflite
 from rnnzoo.export.metadata import ExportMetadata
 from rnnzoo.export.serving import GenerationModule, write_vocab_asset
-from rnnzoo.models import char_lm_from_config
 from rnnzoo.run_dir import RunDir
 
 
@@ -43,8 +42,9 @@ class ExportResult:
 
 
 def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
-                 corpus: str | None = None, checkpoint: str | None = None,
-                 epoch: int | None = None, val_perplexity: float | None = None,
+                 model_name: str | None = None, corpus: str | None = None,
+                 checkpoint: str | None = None, epoch: int | None = None,
+                 step: int | None = None, val_perplexity: float | None = None,
                  val_perplexity_source: str | None = None) -> ExportResult:
     """Writes the SavedModel, `model.tflite` and `model.json` of `model` into `directory`.
 
@@ -55,7 +55,8 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
         vocab: its vocabulary.
         directory: where to write.
         quantize: TFLite weights: "none", "dynamic" or "float16" (the SavedModel stays float32).
-        corpus, checkpoint, epoch, val_perplexity, val_perplexity_source: recorded in
+        model_name: the zoo entry (default: the model's cell type).
+        corpus, checkpoint, epoch, step, val_perplexity, val_perplexity_source: recorded in
             `model.json` as they are.
 
     Raises:
@@ -95,13 +96,15 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
             f"{report.num_steps} steps (largest |logit| {report.max_abs_logit:.3g})")
 
     metadata = ExportMetadata(
-        model=model.cell_type, impl=model.impl, num_layers=model.num_layers, units=model.units,
+        model=model_name or model.cell_type, cell=model.cell_type, inputs=model.inputs,
+        impl=model.impl, num_layers=model.num_layers, units=model.units,
         embedding_dim=model.embedding_dim, corpus=corpus, vocab=vocab.tokens,
         vocab_size=len(vocab), unk_token=vocab.unk_token, unk_id=vocab.unk_id,
         state_size=sum(model.state_sizes),
-        state_layout=contract.state_layout(model.cell_type, model.num_layers, model.units),
+        state_layout=contract.state_layout(model.cell_type, model.num_layers, model.units,
+                                           inputs=model.inputs),
         val_perplexity=val_perplexity, val_perplexity_source=val_perplexity_source,
-        checkpoint=checkpoint, epoch=epoch, quantize=quantize,
+        checkpoint=checkpoint, epoch=epoch, step=step, quantize=quantize,
         tflite={"file": contract.TFLITE_FILE, "signature": contract.STEP, "batch_size": 1,
                 "inputs": {"token_ids": "int32 [1]", "state": "float32 [1, state_size]"},
                 "outputs": {"logits": "float32 [1, vocab_size]",
@@ -115,59 +118,31 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
     return ExportResult(directory, metadata, report)
 
 
-def export_run(workdir, output=None, *, quantize: str = "none", checkpoint=None,
-               compute_val_perplexity: bool = False, source_dir=None, tfds_dir=None,
-               log=print) -> ExportResult:
-    """Rebuilds the model of a run directory and exports it, atomically.
-
-    Args:
-        workdir: the run directory (`rnnzoo.run_dir.RunDir`): config, vocabulary, checkpoints.
-        output: the export directory; default `<workdir>/export`. An existing export there is
-            replaced once the new one is complete; any other non-empty directory is refused.
-        quantize: TFLite weights, "none", "dynamic" or "float16".
-        checkpoint: a checkpoint prefix (`.../ckpt-40`) or a directory of checkpoints; default
-            the run's latest.
-        compute_val_perplexity: compute the validation perplexity from the corpus instead of
-            reading it from `metrics.jsonl` (`source_dir`, `tfds_dir`: where the corpus is).
-        log: progress messages.
-
-    Returns an `ExportResult`. Raises `ExportError` (or `RunDirError`) with a message that
-    names the file or value at fault.
-    """
+def check_quantize(quantize: str) -> None:
     if quantize not in contract.QUANTIZE_MODES:
         raise ExportError(f"`quantize` must be one of {list(contract.QUANTIZE_MODES)}, "
                           f"got {quantize!r}")
-    run = RunDir(workdir)
-    config = run.read_config()
-    vocab = run.read_vocab()
-    checkpoint = resolve_checkpoint(run, checkpoint)
-    model = char_lm_from_config(config, len(vocab))
-    restore_model(run, model, checkpoint)
-    epoch = checkpoint_epoch(checkpoint)
-    if compute_val_perplexity:
-        from rnnzoo.data.char_data import load_char_data
 
-        data = load_char_data(config.corpus, vocab=vocab, source_dir=source_dir,
-                              tfds_dir=tfds_dir)
-        val_ppl = quality.model_perplexity(model, data.val_ids, batch_size=config.batch_size,
-                                           num_steps=config.num_steps)
-        source = (f"computed at export on the {len(data.val_ids)} validation characters "
-                  f"(batch {config.batch_size}, num_steps {config.num_steps})")
-    else:
-        val_ppl, source = val_perplexity_from_metrics(run, epoch)
 
-    output = pathlib.Path(output) if output else run.path / "export"
+def export_model_atomic(model, vocab: Vocabulary, output, **kwargs) -> ExportResult:
+    """`export_model` into a staging directory, moved to `output` once complete and checked.
+
+    An existing export at `output` is replaced; any other non-empty directory is refused.
+    """
+    output = pathlib.Path(output)
     with staged_directory(output) as staging:
-        result = export_model(model, vocab, staging, quantize=quantize, corpus=config.corpus,
-                              checkpoint=os.path.basename(checkpoint), epoch=epoch,
-                              val_perplexity=val_ppl, val_perplexity_source=source)
+        result = export_model(model, vocab, staging, **kwargs)
     result.path = output
-    log(f"exported {run.path} ({os.path.basename(checkpoint)}) to {output}: "
-        f"{contract.SAVED_MODEL_DIR}/, {contract.TFLITE_FILE} ({quantize}, "
-        f"{result.metadata.tflite['bytes']:,} bytes), {contract.METADATA_FILE}; max |logit "
-        f"diff| vs SavedModel: Keras {result.parity.keras_vs_saved_model:.2g}, TFLite "
-        f"{result.parity.tflite_vs_saved_model:.2g}")
     return result
+
+
+def summary(run: RunDir, checkpoint: str, result: ExportResult, quantize: str) -> str:
+    """The one line `export.py` prints about a finished export."""
+    return (f"exported {run.path} ({os.path.basename(checkpoint)}) to {result.path}: "
+            f"{contract.SAVED_MODEL_DIR}/, {contract.TFLITE_FILE} ({quantize}, "
+            f"{result.metadata.tflite['bytes']:,} bytes), {contract.METADATA_FILE}; max |logit "
+            f"diff| vs SavedModel: Keras {result.parity.keras_vs_saved_model:.2g}, TFLite "
+            f"{result.parity.tflite_vs_saved_model:.2g}")
 
 
 # ------------------------------------------------------------------------ run directory
@@ -218,17 +193,25 @@ def checkpoint_epoch(checkpoint: str) -> int | None:
     return int(reader.get_tensor(key)) if reader.has_tensor(key) else None
 
 
-def val_perplexity_from_metrics(run: RunDir, epoch: int | None) -> tuple[float | None, str]:
-    """The `val_perplexity` that `metrics.jsonl` holds for `epoch` (the last one if unknown)."""
+def checkpoint_number(checkpoint: str) -> int | None:
+    """N of a checkpoint prefix `.../ckpt-N` (training's epoch or step), if it has one."""
+    _, _, number = os.path.basename(checkpoint).rpartition("-")
+    return int(number) if number.isdigit() else None
+
+
+def val_perplexity_from_metrics(run: RunDir, key: str = "epoch",
+                                value: int | None = None) -> tuple[float | None, str]:
+    """The `val_perplexity` that `metrics.jsonl` holds where `key` ("epoch" or "step") is
+    `value` (the last one if `value` is unknown)."""
     records = [r for r in run.read_metrics() if "val_perplexity" in r]
-    if epoch is not None:
-        records = [r for r in records if r.get("epoch") == epoch]
+    if value is not None:
+        records = [r for r in records if r.get(key) == value]
     if not records:
-        which = f"epoch {epoch}" if epoch is not None else "any epoch"
+        which = f"{key} {value}" if value is not None else f"any {key}"
         return None, f"{run.metrics_path.name} has no val_perplexity for {which}"
     record = records[-1]
     return float(record["val_perplexity"]), (
-        f"{run.metrics_path.name}, epoch {record.get('epoch')}")
+        f"{run.metrics_path.name}, {key} {record.get(key)}")
 
 
 # ---------------------------------------------------------------------------- atomicity

@@ -28,7 +28,9 @@ class ExportMetadata:
     """The content of `model.json`.
 
     Fields:
-        model, impl, num_layers, units, embedding_dim: the architecture (`TrainConfig` fields).
+        model: the zoo entry (`rnnzoo.zoo.MODELS`); cell, inputs, impl, num_layers, units,
+            embedding_dim: the architecture (`CharLMConfig` fields; exports older than `cell`
+            named the cell in `model`).
         corpus: the TFDS name/config the model was trained on.
         vocab: the tokens in id order. vocab_size: `len(vocab)`.
         unk_token, unk_id: the unknown token and its id (None for a closed vocabulary).
@@ -37,7 +39,8 @@ class ExportMetadata:
         max_num_chars, max_batch_size: the limits the signatures enforce.
         val_perplexity: validation perplexity of the exported checkpoint (None when unknown);
             val_perplexity_source says where it comes from.
-        checkpoint, epoch: which checkpoint was exported, and its training epoch if known.
+        checkpoint, epoch, step: which checkpoint was exported, and its training epoch or step
+            if known.
         quantize: the TFLite weights' quantization ("none", "dynamic", "float16").
         tflite: file name, signature, batch size, tensor names, size in bytes, and the largest
             logit difference from the SavedModel measured at export time.
@@ -60,6 +63,9 @@ class ExportMetadata:
     val_perplexity_source: str | None = None
     checkpoint: str | None = None
     epoch: int | None = None
+    step: int | None = None
+    cell: str | None = None
+    inputs: str = "chars"
     quantize: str = "none"
     tflite: dict[str, Any] = dataclasses.field(default_factory=dict)
     saved_model: dict[str, Any] = dataclasses.field(default_factory=dict)

@@ -1,8 +1,11 @@
-"""Checkpoints of a run: model, optimizer and the epoch reached, via tf.train.CheckpointManager.
+"""Checkpoints of a run: model, optimizer, epoch and carried state, via tf.train.CheckpointManager.
 
-A checkpoint is taken only at the end of an epoch whose loss was finite, so the newest one is
-always a good one. TensorFlow writes the data files first and the `checkpoint` index last, so a
-run killed while saving still resumes from the previous checkpoint.
+The global step is the optimizer's iteration count, which the checkpoint holds with the
+optimizer; the epoch reached is a variable of its own. A run that carries a recurrent state from
+batch to batch across the whole run (the course's batch generator) checkpoints that state too,
+so a resumed run continues exactly. A checkpoint is taken only after a finite loss, so the
+newest one is always a good one. TensorFlow writes the data files first and the `checkpoint`
+index last, so a run killed while saving still resumes from the previous checkpoint.
 """
 
 from __future__ import annotations
@@ -13,26 +16,49 @@ from rnnzoo.run_dir import RunDir
 
 
 class Checkpoints:
-    """Saves and restores `(model, optimizer, epoch)` under `run_dir.checkpoint_dir`."""
+    """Saves and restores `(model, optimizer, epoch[, carry])` under `run_dir.checkpoint_dir`.
 
-    def __init__(self, run_dir: RunDir, model, optimizer, *, max_to_keep: int = 3):
+    Args:
+        run_dir: the run directory.
+        model, optimizer: what is trained.
+        max_to_keep: checkpoints kept on disk, oldest deleted first.
+        carry: a flat list of tensors shaped like the state carried between batches, to be
+            checkpointed too; `None` when no state outlives an epoch.
+    """
+
+    def __init__(self, run_dir: RunDir, model, optimizer, *, max_to_keep: int = 3, carry=None):
+        self.optimizer = optimizer
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = run_dir.checkpoint(model, optimizer=optimizer, epoch=self.epoch)
+        extra = {}
+        self.carry = None
+        if carry is not None:
+            self.carry = [tf.Variable(tf.zeros_like(t), trainable=False, name=f"carry_{i}")
+                          for i, t in enumerate(carry)]
+            extra["carry"] = self.carry
+        self.checkpoint = run_dir.checkpoint(model, optimizer=optimizer, epoch=self.epoch,
+                                             **extra)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(run_dir.checkpoint_dir), max_to_keep=max_to_keep,
             checkpoint_name="ckpt")
 
-    def save(self, epoch: int) -> str:
+    def save(self, number: int, *, epoch: int = 0, carry=None) -> str:
+        """Writes `ckpt-<number>` (the epoch, or the step of a run measured in steps)."""
         self.epoch.assign(epoch)
-        return self.manager.save(checkpoint_number=epoch)
+        if self.carry is not None and carry is not None:
+            for variable, value in zip(self.carry, carry, strict=True):
+                variable.assign(value)
+        return self.manager.save(checkpoint_number=number)
 
-    def restore_latest(self) -> int:
-        """Restores the newest checkpoint; returns the number of epochs it had completed."""
+    def restore_latest(self) -> tuple[int, int]:
+        """Restores the newest checkpoint; returns `(epoch, global step)` it had reached."""
         path = self.manager.latest_checkpoint
         if path is None:
-            return 0
+            return 0, 0
         self.checkpoint.restore(path).assert_existing_objects_matched()
-        return int(self.epoch.numpy())
+        return int(self.epoch.numpy()), int(self.optimizer.iterations.numpy())
+
+    def restored_carry(self) -> list[tf.Tensor] | None:
+        return None if self.carry is None else [tf.identity(v) for v in self.carry]
 
     @property
     def latest(self) -> str | None:

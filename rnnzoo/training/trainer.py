@@ -9,10 +9,18 @@ be carried to the next batch (the recurrent state of a language model; `()` for 
 trainer owns everything else: the `tf.GradientTape`, averaging over the *global* batch, the
 global-norm clip, the optimizer update and the `tf.function` compilation.
 
-Under a `tf.distribute` strategy, build the model and optimizer inside `strategy.scope()` and pass
-the strategy: each replica's loss is divided by the global count (replicas x count), the replicas'
-gradients are summed into the gradient of the global mean, and that is what gets clipped; two
-replicas take exactly the step one device takes on the whole batch (tested).
+The loss is normalised by the *global* count of predictions: under a `tf.distribute` strategy
+(build the model and optimizer inside `strategy.scope()` and pass the strategy) each replica's
+summed loss is divided by the count all-reduced over the replicas, so replicas (or masked
+batches) with different counts still give the gradient of the global mean; the replicas'
+gradients are summed into it, and that is what gets clipped. Two replicas take exactly the step
+one device takes on the whole batch (tested).
+
+Gradients of a row gather (an embedding, a one-hot input) are `tf.IndexedSlices` whose repeated
+rows are not summed yet. The trainer sums them: into a dense tensor when the batch gathers at
+least as many rows as the table has (d2l's one-hot input: dense is cheaper), else into
+`IndexedSlices` with unique rows, which the global norm, the clip and the optimizer's sparse
+update use as they are, so a 50,000-row table is never materialised per step.
 """
 
 from __future__ import annotations
@@ -29,6 +37,22 @@ def sequence_nll(model, batch, states, training):
     logits, new_states = model(x, states, training=training)
     nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
     return tf.reduce_sum(nll), tf.cast(tf.size(y), tf.float32), new_states
+
+
+def sum_repeated_rows(grad, variable):
+    """`grad` with repeated rows summed: dense, or `IndexedSlices` with unique indices.
+
+    Dense when the slices hold at least as many rows as `variable` has (the dense sum is then
+    no larger than the slices), else unique rows (`tf.unique` + `unsorted_segment_sum`).
+    """
+    if not isinstance(grad, tf.IndexedSlices):
+        return grad
+    num_slices, num_rows = grad.indices.shape[0], variable.shape[0]
+    if num_slices is not None and num_slices >= num_rows:
+        return tf.convert_to_tensor(grad)
+    unique, positions = tf.unique(grad.indices)
+    values = tf.math.unsorted_segment_sum(grad.values, positions, tf.shape(unique)[0])
+    return tf.IndexedSlices(values, unique, grad.dense_shape)
 
 
 class Trainer:
@@ -69,10 +93,15 @@ class Trainer:
         replicas = self.strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             loss_sum, count, new_carry = self.loss_fn(self.model, batch, carry, True)
-            loss = loss_sum / (count * replicas)  # This replica's share of the global mean.
-        # A row gather (one-hot input) gives IndexedSlices whose repeated rows are not summed
-        # yet; the global norm must be taken over the summed, dense gradient.
-        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+            global_count = count
+            if replicas > 1:
+                global_count = tf.distribute.get_replica_context().all_reduce("SUM", count)
+            loss = loss_sum / global_count  # This replica's share of the global mean.
+        grads = tape.gradient(loss, variables)
+        if replicas > 1:  # All-reducing IndexedSlices would repeat rows again: go dense.
+            grads = [tf.convert_to_tensor(g) for g in grads]
+        else:
+            grads = [sum_repeated_rows(g, v) for g, v in zip(grads, variables)]
         if replicas > 1:
             # Clip the gradient of the global batch, not each replica's share of it.
             grads = tf.distribute.get_replica_context().all_reduce("SUM", grads)

@@ -1,0 +1,223 @@
+"""The training loop every task shares: epochs or steps, reports, checkpoints, NaN stop, resume.
+
+A task hands the loop a `TrainingPlan`: its compiled `Trainer`, where the batches come from,
+how the carried state starts, how to evaluate and what to show at each report. The loop owns
+the rest, nanoGPT-style, top to bottom:
+
+    for each batch (an epoch's, or a step-measured stream's):
+        loss_sum, count, carry <- trainer.train_step(batch, carry)   # clip + update inside
+        every report: train metric over the batches since the last report (exp of the total
+            loss over the total count for a language model), validation, samples, TensorBoard
+        every report and every `checkpoint_every`: a checkpoint (ckpt-<epoch> or ckpt-<step>)
+    a non-finite loss: a `diverged` record, the last good checkpoint kept, `TrainingDiverged`
+
+With `train_steps > 0` the run is measured in optimizer steps: `pred_period` and
+`checkpoint_every` count steps, and the stream of batches continues from the global step on
+resume (the optimizer's iteration count, restored with the checkpoint), with the carried state
+restored too. Otherwise it is measured in epochs, as d2l: the carried state starts at zero each
+epoch, and a resumed run restarts at the epoch after its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from rnnzoo.training.checkpoints import Checkpoints
+from rnnzoo.training.optim import current_learning_rate
+from rnnzoo.training.trainer import Trainer
+
+# Epochs with at least this many batches get a progress bar.
+PROGBAR_MIN_BATCHES = 200
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
+
+
+def perplexity(mean_nll: float) -> float:
+    """`exp(mean_nll)`, `inf` where that overflows a float (never an `OverflowError`)."""
+    if math.isnan(mean_nll):
+        return mean_nll
+    return math.exp(mean_nll) if mean_nll < 709.0 else math.inf
+
+
+@dataclasses.dataclass
+class TrainingPlan:
+    """What a task gives the loop.
+
+    Attributes:
+        trainer: the compiled step (`rnnzoo.training.trainer.Trainer`).
+        epoch_batches: `epoch (1-based) -> iterable of batches`, for runs measured in epochs.
+        stream: `first_batch -> iterator of (batch, starts_sequence)`, for runs measured in
+            steps: the batches from global batch `first_batch` on (endless, or ending when the
+            data does), with `starts_sequence` True where the carried state must start again.
+        initial_carry: `() -> carry`, the state at the start of a sequence.
+        carries_state: True if row r of a batch continues row r of the previous batch.
+        evaluate: `() -> dict` of validation metrics (keys prefixed `val_`), or None.
+        train_metrics: `(mean loss) -> dict` of the training metrics of a report window.
+        on_report: `(record) -> None`, the task's log lines and samples at each report.
+        num_batches_per_epoch: for a progress bar in epoch mode (optional).
+    """
+
+    trainer: Trainer
+    initial_carry: Callable[[], Any]
+    carries_state: bool
+    epoch_batches: Callable[[int], Iterable] | None = None
+    stream: Callable[[int], Iterator] | None = None
+    evaluate: Callable[[], dict] | None = None
+    train_metrics: Callable[[float], dict] = lambda mean: {"train_perplexity": perplexity(mean)}
+    on_report: Callable[[dict], None] = lambda record: None
+
+
+def fit(plan: TrainingPlan, config, run, checkpoints: Checkpoints, *, resume: bool,
+        log=print) -> dict:
+    """Trains for `config.num_epochs` epochs or `config.train_steps` steps; returns the last
+    metrics record. See the module docstring."""
+    epoch, step = checkpoints.restore_latest() if resume else (0, 0)
+    if resume:
+        run.truncate_metrics(step if config.by_steps else epoch, "step" if config.by_steps
+                             else "epoch")
+        where = f"step {step}" if config.by_steps else f"epoch {epoch}"
+        log(f"resumed {run.path} at {where}")
+    writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
+    loop = _StepLoop if config.by_steps else _EpochLoop
+    try:
+        return loop(plan, config, run, checkpoints, writer, log).run(epoch, step)
+    finally:
+        writer.flush()
+
+
+class _Window:
+    """Loss sums and counts since the last report, kept on the device until read."""
+
+    def __init__(self):
+        self.sums, self.counts, self.start = [], [], time.perf_counter()
+
+    def add(self, loss_sum, count):
+        self.sums.append(loss_sum)
+        self.counts.append(count)
+
+    def totals(self) -> tuple[float, float, float]:
+        """`(total loss, total count, seconds)`."""
+        total = float(tf.add_n(self.sums)) if self.sums else 0.0
+        count = float(tf.add_n(self.counts)) if self.counts else 0.0
+        return total, count, time.perf_counter() - self.start
+
+
+class _Loop:
+    def __init__(self, plan, config, run, checkpoints, writer, log):
+        self.plan, self.config, self.run_dir = plan, config, run
+        self.checkpoints, self.writer, self.log = checkpoints, writer, log
+
+    def _step(self, batch, carry):
+        loss_sum, count, _, new_carry = self.plan.trainer.train_step(batch, carry)
+        return loss_sum, count, new_carry
+
+    def _record(self, window: _Window, **position) -> dict:
+        total, count, seconds = self._check_finite(window, **position)
+        record = dict(position)
+        record.update(self.plan.train_metrics(total / count))
+        record.update(tokens_per_sec=count / seconds, seconds=seconds)
+        return record
+
+    def _check_finite(self, window: _Window, **position) -> tuple[float, float, float]:
+        """The window's totals; a non-finite loss ends the run (see `TrainingDiverged`)."""
+        total, count, seconds = window.totals()
+        record = dict(position)
+        if not math.isfinite(total):
+            last = self.checkpoints.latest or "none yet"
+            where = ", ".join(f"{k} {v}" for k, v in position.items())
+            self.log(f"error: the training loss became {total} at {where}; stopping. "
+                     f"The last good checkpoint is kept: {last}")
+            metrics = {k: str(v) for k, v in self.plan.train_metrics(total).items()}
+            self.run_dir.append_metrics({**record, **metrics, "diverged": True})
+            raise TrainingDiverged(f"training loss is {total} at {where} "
+                                   f"(last good checkpoint: {last})")
+        return total, count, seconds
+
+    def _finish(self, record: dict, report: bool, tb_step: int) -> None:
+        if report:
+            if self.plan.evaluate is not None:
+                record.update(self.plan.evaluate())
+            record["lr"] = current_learning_rate(self.plan.trainer.optimizer)
+        self.run_dir.append_metrics(record)
+        with self.writer.as_default(step=tb_step):
+            for key, value in record.items():
+                if key not in ("epoch", "step", "seconds") and isinstance(value, (int, float)):
+                    tf.summary.scalar(key, value)
+        if report:
+            self.plan.on_report(record)
+
+
+class _EpochLoop(_Loop):
+    def run(self, start_epoch: int, step: int) -> dict:
+        plan, config = self.plan, self.config
+        record = {}
+        for epoch in range(start_epoch + 1, config.num_epochs + 1):
+            window = _Window()
+            batches = plan.epoch_batches(epoch)
+            num_batches = _length(batches)
+            progbar = (keras.utils.Progbar(num_batches, unit_name="batch")
+                       if num_batches and num_batches >= PROGBAR_MIN_BATCHES else None)
+            carry = zeros = plan.initial_carry()
+            for i, batch in enumerate(batches):
+                loss_sum, count, carry = self._step(batch, carry if plan.carries_state
+                                                    else zeros)
+                window.add(loss_sum, count)
+                step += 1
+                if progbar is not None and (i + 1) % 50 == 0:
+                    progbar.update(i + 1, [("perplexity",
+                                            perplexity(float(loss_sum) / float(count)))])
+            record = self._record(window, epoch=epoch, step=step)
+            report = epoch % config.pred_period == 0 or epoch == config.num_epochs
+            self._finish(record, report, epoch)
+            if report or epoch % config.checkpoint_every == 0:
+                self.checkpoints.save(epoch, epoch=epoch)
+        return record
+
+
+class _StepLoop(_Loop):
+    def run(self, epoch: int, step: int) -> dict:
+        plan, config = self.plan, self.config
+        record = {}
+        if step >= config.train_steps:
+            return record
+        restored = self.checkpoints.restored_carry() if step else None
+        zeros = plan.initial_carry()
+        carry = restored if restored is not None else zeros
+        window = _Window()
+        for batch, starts_sequence in plan.stream(step):
+            if starts_sequence or not plan.carries_state:
+                carry = zeros
+            loss_sum, count, carry = self._step(batch, carry)
+            window.add(loss_sum, count)
+            step += 1
+            report = step % config.pred_period == 0 or step == config.train_steps
+            if report:
+                record = self._record(window, step=step)
+                self._finish(record, True, step)
+                window = _Window()
+            elif step % config.checkpoint_every == 0:
+                self._check_finite(window, step=step)  # never checkpoint diverged weights
+            if report or step % config.checkpoint_every == 0:
+                self.checkpoints.save(step, carry=carry)
+            if step >= config.train_steps:
+                break
+        return record
+
+
+def _length(batches) -> int | None:
+    if isinstance(batches, tf.data.Dataset):
+        n = int(batches.cardinality())
+        return n if n >= 0 else None
+    try:
+        return len(batches)
+    except TypeError:
+        return None

@@ -1,0 +1,59 @@
+"""Optimizers and learning-rate schedules of the shared training loop, from a config.
+
+The schedules run on the optimizer's iteration count, the global step, which every checkpoint
+keeps; a resumed run therefore continues its schedule where it stopped.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from rnnzoo.config import LR_SCHEDULES, OPTIMIZERS
+
+
+def learning_rate(config, total_steps: int):
+    """The learning rate (a float, or a `keras.optimizers.schedules` schedule).
+
+    constant:     `lr` (a plain float, so the step is exactly the SGD of d2l);
+    exponential:  `lr * lr_decay_rate ** floor(step / lr_decay_steps)`, staircase, as the
+                  TensorFlow course's `tf.train.exponential_decay(..., staircase=True)`;
+    linear:       from `lr` down to `lr * lr_min_fraction` over `lr_decay_steps` steps (default:
+                  `total_steps`), then flat, as word2vec.c's `alpha` (floor 1e-4 of the start).
+    """
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"`lr_schedule` must be one of {list(LR_SCHEDULES)}, "
+                         f"got {config.lr_schedule!r}")
+    if config.lr_schedule == "constant":
+        return config.lr
+    if config.lr_schedule == "exponential":
+        return keras.optimizers.schedules.ExponentialDecay(
+            config.lr, config.lr_decay_steps, config.lr_decay_rate, staircase=True)
+    steps = config.lr_decay_steps or total_steps
+    if steps < 1:
+        raise ValueError(f"linear decay needs a number of steps >= 1, got {steps}")
+    return keras.optimizers.schedules.PolynomialDecay(
+        config.lr, steps, end_learning_rate=config.lr * config.lr_min_fraction, power=1.0)
+
+
+def make_optimizer(config, total_steps: int) -> keras.optimizers.Optimizer:
+    """`config.optimizer` with `learning_rate(config, total_steps)`.
+
+    sgd: plain SGD (no momentum), as d2l, the course and word2vec.c; adagrad: Adagrad with TF 1's
+    initial accumulator 0.1 (the course's `tf.train.AdagradOptimizer(1.0)`); adam: Keras' Adam.
+    Gradient clipping is not the optimizer's (Keras' `clipnorm` clips each variable alone): the
+    trainer clips the global norm.
+    """
+    lr = learning_rate(config, total_steps)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr)
+    if config.optimizer == "adagrad":
+        return keras.optimizers.Adagrad(learning_rate=lr, initial_accumulator_value=0.1)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    raise ValueError(f"`optimizer` must be one of {list(OPTIMIZERS)}, got {config.optimizer!r}")
+
+
+def current_learning_rate(optimizer) -> float:
+    """The rate the optimizer applies at its next step."""
+    lr = optimizer.learning_rate
+    return float(lr(optimizer.iterations) if callable(lr) else lr)

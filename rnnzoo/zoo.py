@@ -1,0 +1,146 @@
+"""The zoo: every model and seed run by name, and the task that trains and exports it.
+
+    python train.py --model=NAME      # an entry of MODELS
+    python train.py --preset=NAME     # a seed run of PRESETS (it names its model)
+
+An entry names its task and two sets of config values: `fixed` (what makes it that model, e.g.
+the cell; a preset or flag that contradicts them is an error) and `defaults` (a starting point).
+A config is built with this precedence, highest first:
+
+    a flag given on the command line > the preset > the entry's defaults > the task's defaults
+
+and `config.json` records `task` and `model`, so `export.py` and `--resume` find the task again
+(a `config.json` without `task`, written before the zoo, is a character LM).
+
+A new model joins the zoo with one line in MODELS (and its task, if new, one line in TASKS);
+the conformance tests (`tests/zoo/`) then build, train, checkpoint, resume and export it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from typing import Any
+
+from rnnzoo.config import ConfigError, TrainConfig
+from rnnzoo.tasks import char_lm
+
+TASKS: dict[str, types.ModuleType] = {char_lm.TASK: char_lm}
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    task: str
+    description: str
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# The TensorFlow deep learning course's LSTM assignment (6_lstm.ipynb) on text8: its batch
+# generator (64 cursors, 10 unrollings, state carried), 64 units, weights truncated_normal(-0.1,
+# 0.1), SGD lr 10 x0.1 every 5,000 steps, global-norm clip 1.25, 7,001 steps, validation on the
+# first 1,000 characters one at a time from a reset state every 100 steps, 80-character samples.
+# Its "step 7000" is the 7,001st update, our final report.
+_COURSE = dict(
+    corpus="text8/prefix_course", sampler="course", batch_size=64, num_steps=10,
+    num_hiddens=64, init="course", lr=10.0, lr_schedule="exponential", lr_decay_steps=5000,
+    lr_decay_rate=0.1, clip_norm=1.25, train_steps=7001, pred_period=100,
+    checkpoint_every=1000, val_scoring="sequence", pred_len=80,
+    prefixes=("the ", "anarchism "))
+
+MODELS: dict[str, Entry] = {
+    "rnn": Entry("char_lm", "d2l's vanilla RNN, one-hot characters", fixed=dict(cell="rnn")),
+    "gru": Entry("char_lm", "d2l's GRU, one-hot characters", fixed=dict(cell="gru")),
+    "lstm": Entry("char_lm", "d2l's LSTM, one-hot characters", fixed=dict(cell="lstm")),
+    "bigram_lstm": Entry(
+        "char_lm", "the course's LSTM problem 2: embedded character bigrams, dropout",
+        fixed=dict(cell="lstm", inputs="bigrams"),
+        defaults=dict(_COURSE, embedding_dim=128, dropout=0.0)),
+}
+
+_TIME_MACHINE = dict(corpus="time_machine/d2l", sampler_edition=2,
+                     prefixes=("time traveller", "traveller"))
+
+# The seed runs: (model, overrides). `python train.py --model=lstm` alone is "d2l_zh_lstm".
+PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    # d2l-zh 6.4 / 6.5: the RNN from scratch on Jay Chou (250 epochs, a report every 50).
+    "d2l_zh_rnn": ("rnn", dict(num_epochs=250, pred_period=50)),
+    # d2l-zh 6.7: the GRU from scratch on Jay Chou. Its candidate is reset-after,
+    # tanh(X W_xh + R * (H W_hh) + b_h) (`R * nd.dot(H, W_hh)` in d2l-zh's code); d2l's 2nd
+    # edition uses the reset-before form, `reset_after=False`.
+    "d2l_zh_gru": ("gru", {}),
+    # d2l-zh 6.8: the LSTM from scratch on Jay Chou (the task's defaults).
+    "d2l_zh_lstm": ("lstm", {}),
+    # d2l 9.3: the 2-layer LSTM on The Time Machine (first 10,000 characters), lr 2, clip 1.
+    "d2l_time_machine_lstm2": ("lstm", dict(
+        num_layers=2, lr=2.0, clip_norm=1.0, num_epochs=500, pred_period=100, init="keras",
+        **_TIME_MACHINE)),
+    # The TensorFlow course's character LSTM on text8 (validation: its first 1,000 characters).
+    "course_lstm": ("lstm", _COURSE),
+    # The course's problem 2 at the course's size: bigrams embedded in 128, 64 units.
+    "course_bigram_lstm": ("bigram_lstm", {}),
+    # ... and larger: 512 units, dropout 0.4 on the LSTM's input and output.
+    "course_bigram_lstm_large": ("bigram_lstm", dict(num_hiddens=512, dropout=0.4)),
+}
+
+
+def entry_of(model: str | None, preset: str | None) -> tuple[str, Entry]:
+    """`(model name, entry)` chosen by `--model` and/or `--preset` (default: "lstm").
+
+    With both, `--model` replaces the preset's model, which must then be of the same task.
+    """
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"`preset` must be one of {sorted(PRESETS)}, got {preset!r}")
+    if model is not None and model not in MODELS:
+        raise ConfigError(f"`model` must be one of {sorted(MODELS)}, got {model!r}")
+    name = model or (PRESETS[preset][0] if preset else "lstm")
+    if preset is not None and MODELS[name].task != MODELS[PRESETS[preset][0]].task:
+        raise ConfigError(f"--model={name} (task {MODELS[name].task}) cannot run --preset="
+                          f"{preset}, a {MODELS[PRESETS[preset][0]].task} preset")
+    return name, MODELS[name]
+
+
+def task_of(name: str) -> types.ModuleType:
+    if name not in TASKS:
+        raise ConfigError(f"`task` must be one of {sorted(TASKS)}, got {name!r}")
+    return TASKS[name]
+
+
+def config_class(model: str | None = None, preset: str | None = None) -> type[TrainConfig]:
+    return task_of(entry_of(model, preset)[1].task).Config
+
+
+def base_values(model: str | None = None, preset: str | None = None) -> dict[str, Any]:
+    """The config values before any flag: the entry's defaults, the preset, the fixed values."""
+    name, entry = entry_of(model, preset)
+    values = {**entry.defaults, **(PRESETS[preset][1] if preset else {})}
+    _check_fixed(name, entry, values, "--preset=" + str(preset))
+    return {**values, **entry.fixed, "model": name, "task": entry.task}
+
+
+def make_config(model: str | None = None, preset: str | None = None, **flags) -> TrainConfig:
+    """The validated config of `--model` / `--preset` with `flags` (explicit values) on top."""
+    name, entry = entry_of(model, preset)
+    _check_fixed(name, entry, flags, "the flags")
+    values = {**base_values(model, preset), **flags}
+    return task_of(entry.task).Config(**values).validate()
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    """A run's config from its `config.json` content (see `RunDir.read_config_dict`)."""
+    return task_of(d.get("task", "")).Config.from_dict(d)
+
+
+def export_run(workdir, *args, **kwargs):
+    """Exports a run directory with its task's exporter (`rnnzoo.tasks.<task>.export_run`)."""
+    from rnnzoo.run_dir import RunDir
+
+    task = RunDir(workdir).read_config_dict().get("task", "")
+    return task_of(task).export_run(workdir, *args, **kwargs)
+
+
+def _check_fixed(name: str, entry: Entry, values: dict[str, Any], where: str) -> None:
+    for key, fixed in entry.fixed.items():
+        if key in values and values[key] != fixed:
+            raise ConfigError(f"`{key}` is {fixed!r} for --model={name}, but {where} set it to "
+                              f"{values[key]!r}; choose the model that has it instead")
