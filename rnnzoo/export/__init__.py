@@ -7,7 +7,8 @@
     tflite     conversion of the batch-1 step, builtin-op check
     parity     Keras vs SavedModel vs TFLite logits
     quality    perplexity of an exported model on held-out ids
-    exporter   export_run / export_model: a run directory -> an export directory, atomically
+    exporter   export_model(_atomic): a model -> an export directory, atomically (a task's
+               export_run rebuilds the model from its run directory: `rnnzoo.zoo.export_run`)
 
 Never imports `rnnzoo.training`. The names below load their module (and TensorFlow) on first
 use, so that reading an export with `runtime` needs no TensorFlow.
@@ -17,7 +18,7 @@ import importlib
 
 _LAZY = {
     "ExportError": "exporter", "ExportResult": "exporter", "export_model": "exporter",
-    "export_run": "exporter", "ExportMetadata": "metadata", "MetadataError": "metadata",
+    "export_model_atomic": "exporter", "ExportMetadata": "metadata", "MetadataError": "metadata",
     "TFLiteStepModel": "runtime", "tflite_perplexity": "quality",
 }
 

@@ -55,8 +55,7 @@ class CharLMConfig(TrainConfig):
     corpus: str = field("jaychou_lyrics/d2l_zh", "TFDS name/config of the corpus.")
     batch_size: int = field(32, "Sequences per batch.", minimum=1)
     lr: float = field(100.0, "Initial learning rate (of the mean per-character loss).")
-    clip_norm: float = field(0.01, "Global gradient-norm clip (d2l's clipping_theta; 0: none).",
-                             minimum=0.0)
+    clip_norm: float = field(0.01, "Global gradient-norm clip (d2l's clipping_theta), > 0.")
     num_epochs: int = field(160, "Passes over the training text (when train_steps is 0).",
                             resumable=True, minimum=1)
     pred_period: int = field(40, "Report, sample and checkpoint every this many epochs (or "

@@ -4,7 +4,7 @@ once per session (per quantization), on first use."""
 import pytest
 from export_registry import EXPORT_MODELS, Exported, load_model, make_trained_run
 
-from rnnzoo.export.exporter import export_run
+from rnnzoo.zoo import export_run
 
 
 class ExportCache:
@@ -15,7 +15,7 @@ class ExportCache:
 
     def run(self, name):
         if name not in self._runs:
-            self._runs[name] = make_trained_run(self.root / name, **EXPORT_MODELS[name])
+            self._runs[name] = make_trained_run(self.root / name, name)
         return self._runs[name]
 
     def get(self, name, quantize="none") -> Exported:

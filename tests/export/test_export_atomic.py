@@ -8,6 +8,7 @@ import sys
 import pytest
 from export_registry import REPO_ROOT, make_run
 
+from rnnzoo import zoo
 from rnnzoo.export import exporter, tflite
 
 
@@ -27,11 +28,11 @@ def _fail(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("atomic") / "run", model="gru")
+    return make_run(tmp_path_factory.mktemp("atomic") / "run", "gru")
 
 
 def test_default_output_is_run_export(run):
-    result = exporter.export_run(run.path, log=lambda *_: None)
+    result = zoo.export_run(run.path, log=lambda *_: None)
     assert result.path == run.path / "export"
     assert {p.name for p in result.path.iterdir()} == {"saved_model", "model.tflite",
                                                        "model.json"}
@@ -50,18 +51,18 @@ def test_failure_leaves_no_directory(run, tmp_path, monkeypatch):
     monkeypatch.setattr(exporter.tflite, "convert_step", _fail)
     output = tmp_path / "out"
     with pytest.raises(exporter.ExportError, match="simulated converter crash"):
-        exporter.export_run(run.path, output, log=lambda *_: None)
+        zoo.export_run(run.path, output, log=lambda *_: None)
     assert not output.exists()
     assert list(tmp_path.iterdir()) == []  # no staging directory either
 
 
 def test_failure_keeps_the_previous_export(run, tmp_path, monkeypatch):
     output = tmp_path / "out"
-    exporter.export_run(run.path, output, log=lambda *_: None)
+    zoo.export_run(run.path, output, log=lambda *_: None)
     before = _snapshot(output)
     monkeypatch.setattr(exporter.tflite, "convert_step", _fail)
     with pytest.raises(exporter.ExportError):
-        exporter.export_run(run.path, output, quantize="dynamic", log=lambda *_: None)
+        zoo.export_run(run.path, output, quantize="dynamic", log=lambda *_: None)
     assert _snapshot(output) == before
     assert _leftovers(tmp_path) == []
 
@@ -71,7 +72,7 @@ def test_replaces_a_previous_export_once_complete(run, tmp_path, monkeypatch, at
     if not atomic_swap:
         monkeypatch.setattr(exporter, "_exchange", lambda a, b: False)
     output = tmp_path / "out"
-    exporter.export_run(run.path, output, log=lambda *_: None)
+    zoo.export_run(run.path, output, log=lambda *_: None)
     float_size = (output / "model.tflite").stat().st_size
     seen = {}
     real_convert = tflite.convert_step
@@ -81,7 +82,7 @@ def test_replaces_a_previous_export_once_complete(run, tmp_path, monkeypatch, at
         return real_convert(model, quantize)
 
     monkeypatch.setattr(exporter.tflite, "convert_step", convert_and_look)
-    exporter.export_run(run.path, output, quantize="dynamic", log=lambda *_: None)
+    zoo.export_run(run.path, output, quantize="dynamic", log=lambda *_: None)
     assert seen["during"] == "none"  # the old export stayed in place while the new one was built
     assert json.loads((output / "model.json").read_text())["quantize"] == "dynamic"
     assert (output / "model.tflite").stat().st_size < float_size
@@ -93,24 +94,24 @@ def test_refuses_to_replace_something_else(run, tmp_path):
     output.mkdir()
     (output / "notes.txt").write_text("keep me")
     with pytest.raises(exporter.ExportError, match="not an rnnzoo export"):
-        exporter.export_run(run.path, output, log=lambda *_: None)
+        zoo.export_run(run.path, output, log=lambda *_: None)
     assert (output / "notes.txt").read_text() == "keep me"
     assert _leftovers(tmp_path) == []
 
 
 def test_chosen_checkpoint_and_its_metrics(tmp_path):
-    run = make_run(tmp_path / "run", model="rnn")
+    run = make_run(tmp_path / "run", "rnn")
     ckpt = run.latest_checkpoint()
-    result = exporter.export_run(run.path, tmp_path / "out", checkpoint=ckpt,
+    result = zoo.export_run(run.path, tmp_path / "out", checkpoint=ckpt,
                                  log=lambda *_: None)
     assert result.metadata.checkpoint == os.path.basename(ckpt)
     assert result.metadata.val_perplexity_source == "metrics.jsonl, epoch 5"
     with pytest.raises(exporter.ExportError, match="is not a checkpoint"):
-        exporter.export_run(run.path, tmp_path / "out", checkpoint=ckpt + "-missing")
+        zoo.export_run(run.path, tmp_path / "out", checkpoint=ckpt + "-missing")
     # A checkpoint of another architecture is refused with the config named.
-    other = make_run(tmp_path / "other", model="lstm")
+    other = make_run(tmp_path / "other", "lstm")
     with pytest.raises(exporter.ExportError, match="does not match the config"):
-        exporter.export_run(run.path, tmp_path / "out2", checkpoint=other.latest_checkpoint())
+        zoo.export_run(run.path, tmp_path / "out2", checkpoint=other.latest_checkpoint())
     assert not (tmp_path / "out2").exists()
 
 
@@ -139,7 +140,7 @@ def test_export_cli_errors_without_traceback(tmp_path):
 
 
 def test_export_cli_run_without_checkpoint(tmp_path):
-    run = make_run(tmp_path / "run", model="rnn")
+    run = make_run(tmp_path / "run", "rnn")
     for f in run.checkpoint_dir.iterdir():
         f.unlink()
     proc = _export_cli(f"--workdir={run.path}")

@@ -11,7 +11,7 @@ _CHECK = textwrap.dedent("""
     assert "tensorflow" not in sys.modules, "the TFLite path imported TensorFlow"
     import rnnzoo.export.exporter, rnnzoo.export.parity, rnnzoo.export.quality
     import rnnzoo.export.serving, rnnzoo.export.tflite
-    rnnzoo.export.export_run, rnnzoo.export.TFLiteStepModel
+    rnnzoo.export.export_model_atomic, rnnzoo.export.TFLiteStepModel
     training = sorted(m for m in sys.modules if m.startswith("rnnzoo.training"))
     assert not training, training
     print("ok")

@@ -5,13 +5,14 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_registry import EPOCH, VAL_PERPLEXITY
+from export_registry import EPOCHS, last_report
 
 from rnnzoo import generate
 from rnnzoo.export import parity, tflite
 from rnnzoo.export.metadata import ExportMetadata
 from rnnzoo.export.runtime import TFLiteStepModel
 from rnnzoo.models.generation import TextGenerator
+from rnnzoo.tasks.char_lm import CharLMConfig
 
 TOLERANCE = 1e-4
 NUM_STEPS = 100
@@ -89,21 +90,30 @@ def test_model_json(exports, model_name):
     ex = exports.get(model_name)
     raw = json.loads((ex.path / "model.json").read_text(encoding="utf-8"))
     meta = ExportMetadata.load(ex.path / "model.json")
-    config = ex.run.read_config()
+    config = ex.run.read_config(CharLMConfig)
     assert raw["vocab"] == ex.vocab.tokens  # in id order, "\n" and " " included
     assert "\n" in raw["vocab"] and " " in raw["vocab"]
     assert raw["vocab_size"] == len(ex.vocab)
     assert (raw["unk_token"], raw["unk_id"], raw["oov_policy"]) == ("<unk>", 0, "unk")
     assert raw["model"] == config.model and raw["corpus"] == config.corpus
+    assert (raw["cell"], raw["inputs"]) == (config.cell, config.inputs)
     assert raw["num_layers"] == config.num_layers and raw["units"] == config.num_hiddens
     assert raw["state_size"] == sum(ex.model.state_sizes)
-    per_layer = 2 if config.model == "lstm" else 1
-    assert len(raw["state_layout"]) == per_layer * config.num_layers
-    assert [s["offset"] for s in raw["state_layout"]] == [
-        i * config.num_hiddens for i in range(len(raw["state_layout"]))]
+    per_layer = 2 if config.cell == "lstm" else 1
+    recurrent = raw["state_layout"][:per_layer * config.num_layers]
+    assert [s["offset"] for s in recurrent] == [
+        i * config.num_hiddens for i in range(len(recurrent))]
+    extra = raw["state_layout"][len(recurrent):]  # a bigram model's previous character
+    assert extra == ([{"layer": None, "name": "prev_char", "offset": len(recurrent) *
+                       config.num_hiddens, "size": 1}] if config.inputs == "bigrams" else [])
     assert raw["max_num_chars"] == 10_000
-    assert raw["val_perplexity"] == pytest.approx(VAL_PERPLEXITY)
-    assert (raw["epoch"], raw["checkpoint"]) == (EPOCH, f"ckpt-{EPOCH}")
+    report = last_report(ex.run)
+    assert raw["val_perplexity"] == pytest.approx(report["val_perplexity"], rel=1e-12)
+    if config.by_steps:
+        assert (raw["step"], raw["checkpoint"]) == (config.train_steps,
+                                                    f"ckpt-{config.train_steps}")
+    else:
+        assert (raw["epoch"], raw["checkpoint"]) == (EPOCHS, f"ckpt-{EPOCHS}")
     assert raw["tflite"]["bytes"] == ex.tflite_path.stat().st_size
     assert raw["tflite"]["max_abs_logit_diff_vs_saved_model"] <= TOLERANCE
     assert meta.decode(meta.encode("分开\n the")) == "分开\n the"

@@ -11,13 +11,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_registry import EPOCH, make_trained_run
+from export_registry import EPOCHS, make_trained_run
 
 from rnnzoo import generate
-from rnnzoo.export.exporter import export_run
 from rnnzoo.export.metadata import ExportMetadata
 from rnnzoo.export.runtime import TFLiteStepModel
 from rnnzoo.models.generation import TextGenerator
+from rnnzoo.zoo import export_run
 
 # signature -> ({input: (dtype, shape)}, {output: (dtype, shape)}); "S" is the state size.
 CONTRACT = {
@@ -149,17 +149,17 @@ def test_vocabulary_travels_as_an_asset(exports):
 
 def test_unknown_token_is_never_generated(tmp_path):
     """Even a model that would rather say <unk> writes real characters, in every runtime."""
-    run, model = make_trained_run(tmp_path / "run", model="rnn")
+    run, model = make_trained_run(tmp_path / "run", "rnn")
     bias = model.head.bias.numpy()
     bias[0] += 100.0  # <unk> (id 0) is now the greedy choice everywhere
     model.head.bias.assign(bias)
     # Saved as training saves: the recurrent weights reach the checkpoint via the optimizer.
     optimizer = keras.optimizers.SGD()
     optimizer.build(model.trainable_variables)
-    epoch = tf.Variable(EPOCH + 1, dtype=tf.int64, name="epoch")
+    epoch = tf.Variable(EPOCHS + 1, dtype=tf.int64, name="epoch")
     checkpoint = run.checkpoint(model, optimizer=optimizer, epoch=epoch)
     tf.train.CheckpointManager(checkpoint, str(run.checkpoint_dir), max_to_keep=3,
-                               checkpoint_name="ckpt").save(EPOCH + 1)
+                               checkpoint_name="ckpt").save(EPOCHS + 1)
     result = export_run(run.path, tmp_path / "export", log=lambda *_: None)
     vocab = run.read_vocab()
     want = TextGenerator(model, vocab)("分开Q", 30)

@@ -5,19 +5,18 @@ import json
 import pytest
 
 from rnnzoo import generate
-from rnnzoo.config import TrainConfig
-from rnnzoo.export.exporter import export_run
 from rnnzoo.export.metadata import ExportMetadata
 from rnnzoo.export.runtime import TFLiteStepModel
-from rnnzoo.training.char_lm import train
+from rnnzoo.tasks.char_lm import CharLMConfig, train
+from rnnzoo.zoo import export_run
 
 
 @pytest.mark.slow
 def test_trained_run_exports_what_training_measured(tmp_path, source_dir, tfds_dir):
-    config = TrainConfig(model="lstm", num_hiddens=32, num_epochs=2, pred_period=2, lr=1.0,
+    config = CharLMConfig(model="lstm", num_hiddens=32, num_epochs=2, pred_period=2, lr=1.0,
                          clip_norm=1.0, init="keras", pred_len=30)
     record = train(config, tmp_path / "run", source_dir=source_dir, tfds_dir=tfds_dir,
-                   log=lambda *_: None)
+                   log=lambda *_: None).record
     # The validation perplexity recomputed from the export's rebuilt model is training's own:
     # every weight came back from the checkpoint (recurrent ones included).
     result = export_run(tmp_path / "run", compute_val_perplexity=True, source_dir=source_dir,

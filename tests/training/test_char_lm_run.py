@@ -13,32 +13,32 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnzoo.config import TrainConfig
 from rnnzoo.data.vocab import Vocabulary
-from rnnzoo.models import char_lm_from_config
 from rnnzoo.run_dir import RunDir, RunDirError
-from rnnzoo.training import char_lm as char_lm_training
+from rnnzoo.tasks import char_lm as char_lm_training
+from rnnzoo.tasks.char_lm import CharLMConfig, build_model
+from rnnzoo.training import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _config(**overrides):
-    base = dict(corpus="time_machine/d2l", sampler_edition=2, model="lstm", num_hiddens=48,
+    base = dict(corpus="time_machine/d2l", sampler_edition=2, cell="lstm", num_hiddens=48,
                 init="keras", lr=8.0, clip_norm=1.0, num_epochs=6, pred_period=2, pred_len=20,
                 prefixes=("time traveller",), checkpoint_every=1)
     base.update(overrides)
-    return TrainConfig(**base)
+    return CharLMConfig(**base)
 
 
 def _train(config, workdir, source_dir, tfds_dir, **kwargs):
     logs = []
-    record = char_lm_training.train(config, workdir, source_dir=str(source_dir),
+    result = char_lm_training.train(config, workdir, source_dir=str(source_dir),
                                     tfds_dir=str(tfds_dir), log=logs.append, **kwargs)
-    return record, logs
+    return result.record, logs
 
 
 def _weights(workdir, config, vocab_size):
-    model = char_lm_from_config(config, vocab_size)
+    model = build_model(config, vocab_size)
     run = RunDir(workdir)
     run.checkpoint(model).restore(run.latest_checkpoint()).expect_partial()
     return [v.numpy() for v in model.trainable_variables]
@@ -58,7 +58,7 @@ def test_short_run_validation_perplexity_falls_and_run_dir_is_complete(
     assert val[0] < 28  # Better than uniform over the 28 tokens.
     train_ppl = [m["train_perplexity"] for m in metrics]
     assert train_ppl[-1] < train_ppl[0]
-    assert run.read_config() == config
+    assert run.read_config(CharLMConfig) == config
     vocab = run.read_vocab()
     assert len(vocab) == 28 and vocab.tokens[0] == "<unk>"
     assert any(line.startswith("epoch 6, perplexity") for line in logs)
@@ -103,17 +103,21 @@ def test_resume_refuses_a_different_config_or_vocabulary(tmp_path, source_dir, t
 
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(
         tmp_path, source_dir, tfds_dir, monkeypatch):
-    real_epoch = char_lm_training._train_epoch
+    real_epoch = char_lm_training._epoch_dataset
+    models = []
+    real_build = char_lm_training.build_model
+    monkeypatch.setattr(char_lm_training, "build_model",
+                        lambda *a: models.append(real_build(*a)) or models[-1])
 
-    def poisoned_epoch(trainer, model, corpus, config, epoch):
+    def poisoned_epoch(corpus, config, epoch):
         if epoch == 3:  # Something blows up: a weight becomes NaN.
-            v = model.trainable_variables[0]
+            v = models[0].trainable_variables[0]
             v.assign(tf.fill(v.shape, float("nan")))
-        return real_epoch(trainer, model, corpus, config, epoch)
+        return real_epoch(corpus, config, epoch)
 
-    monkeypatch.setattr(char_lm_training, "_train_epoch", poisoned_epoch)
+    monkeypatch.setattr(char_lm_training, "_epoch_dataset", poisoned_epoch)
     config = _config(num_epochs=5, num_hiddens=8)
-    with pytest.raises(char_lm_training.TrainingDiverged, match="epoch 3"):
+    with pytest.raises(loop.TrainingDiverged, match="epoch 3"):
         _train(config, tmp_path / "run", source_dir, tfds_dir)
     run = RunDir(tmp_path / "run")
     assert run.latest_checkpoint().endswith("ckpt-2")
@@ -129,7 +133,7 @@ def _train_py(*args, cwd, timeout=240):
 
 @pytest.mark.parametrize("args, message", [
     (["--model=transformer"], "value should be one of"),
-    (["--num_hiddens=0"], "`num_hiddens` must be a positive integer, got 0"),
+    (["--num_hiddens=0"], "`num_hiddens` must be >= 1, got 0"),
     (["--corpus=no_such_corpus/x"], "no_such_corpus"),
     (["--clip_norm=-1"], "`clip_norm` must be positive"),
 ])
