@@ -33,13 +33,13 @@ def main(argv):
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from rnnzoo.export import exporter, quality
-    from rnnzoo.models import char_lm_from_config
     from rnnzoo.run_dir import RunDir
+    from rnnzoo.tasks.char_lm import CharLMConfig, build_model
 
     run = RunDir(FLAGS.workdir)
-    config, vocab = run.read_config(), run.read_vocab()
+    config, vocab = run.read_config(CharLMConfig), run.read_vocab()
     checkpoint = exporter.resolve_checkpoint(run, FLAGS.checkpoint)
-    model = char_lm_from_config(config, len(vocab))
+    model = build_model(config, len(vocab))
     exporter.restore_model(run, model, checkpoint)
     if FLAGS.text_file:
         with open(FLAGS.text_file, encoding="utf-8") as f:
@@ -55,9 +55,10 @@ def main(argv):
     start = time.perf_counter()
     rows = quality.compare_quantizations(model, ids, modes=FLAGS.quantize)
     seconds = time.perf_counter() - start
-    metrics, where = exporter.val_perplexity_from_metrics(run, exporter.checkpoint_epoch(
-        checkpoint))
-    print(f"{run.path} ({checkpoint}), {config.model} x{config.num_layers}, "
+    position = (("step", exporter.checkpoint_number(checkpoint)) if config.by_steps
+                else ("epoch", exporter.checkpoint_epoch(checkpoint)))
+    metrics, where = exporter.val_perplexity_from_metrics(run, *position)
+    print(f"{run.path} ({checkpoint}), {config.model} ({config.cell}) x{config.num_layers}, "
           f"{config.num_hiddens} units, vocabulary {len(vocab)}; held-out: {source}")
     print(quality.format_table(rows, len(ids)))
     print(f"metrics.jsonl val_perplexity: {metrics} ({where}); measured in {seconds:.1f} s")
