@@ -49,7 +49,9 @@ class TrainConfig:
 
         constant:     lr
         exponential:  lr * lr_decay_rate ** floor(s / lr_decay_steps)    (staircase)
-        linear:       lr * max(lr_min_fraction, 1 - s / S)   (S = lr_decay_steps or all steps)
+        linear:       e + (lr - e) * (1 - min(s, S) / S)    (e = lr * lr_min_fraction,
+                      S = lr_decay_steps or all steps; word2vec.c's lr * max(1e-4, 1 - s / S)
+                      to within e)
     """
 
     TASK: ClassVar[str] = ""

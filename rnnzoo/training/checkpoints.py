@@ -1,4 +1,5 @@
-"""Checkpoints of a run: model, optimizer, epoch and carried state, via tf.train.CheckpointManager.
+"""Checkpoints of a run: model, optimizer, epoch, carried state and the state of the random
+layers, via tf.train.CheckpointManager.
 
 The global step is the optimizer's iteration count, which the checkpoint holds with the
 optimizer; the epoch reached is a variable of its own. A run that carries a recurrent state from
@@ -35,6 +36,12 @@ class Checkpoints:
             self.carry = [tf.Variable(tf.zeros_like(t), trainable=False, name=f"carry_{i}")
                           for i, t in enumerate(carry)]
             extra["carry"] = self.carry
+        # Keras' random layers (dropout) keep their generator state in variables that
+        # tf.train.Checkpoint does not find through the model: saved here, a resumed run draws
+        # the masks the uninterrupted run would have drawn.
+        random_state = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
+        if random_state:
+            extra["random_state"] = random_state
         self.checkpoint = run_dir.checkpoint(model, optimizer=optimizer, epoch=self.epoch,
                                              **extra)
         self.manager = tf.train.CheckpointManager(

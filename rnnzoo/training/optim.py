@@ -17,8 +17,9 @@ def learning_rate(config, total_steps: int):
     constant:     `lr` (a plain float, so the step is exactly the SGD of d2l);
     exponential:  `lr * lr_decay_rate ** floor(step / lr_decay_steps)`, staircase, as the
                   TensorFlow course's `tf.train.exponential_decay(..., staircase=True)`;
-    linear:       from `lr` down to `lr * lr_min_fraction` over `lr_decay_steps` steps (default:
-                  `total_steps`), then flat, as word2vec.c's `alpha` (floor 1e-4 of the start).
+    linear:       from `lr` down to `e = lr * lr_min_fraction` over `S = lr_decay_steps` steps
+                  (default: `total_steps`), `e + (lr - e) * (1 - s / S)`, then flat: word2vec.c's
+                  `alpha = lr * max(1e-4, 1 - s / S)` to within `e`.
     """
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"`lr_schedule` must be one of {list(LR_SCHEDULES)}, "

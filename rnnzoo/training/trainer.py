@@ -85,8 +85,6 @@ class Trainer:
             optimizer.build(model.trainable_variables)
         self.train_step = tf.function(self._train_step, jit_compile=jit_compile,
                                       reduce_retracing=True)
-        self.eval_step = tf.function(self._eval_step, jit_compile=jit_compile,
-                                     reduce_retracing=True)
 
     def _replica_train_step(self, batch, carry):
         variables = self.model.trainable_variables
@@ -124,7 +122,3 @@ class Trainer:
         # Every replica computed the same global norm.
         grad_norm = self.strategy.reduce("MEAN", grad_norm, axis=None)
         return total(loss_sum), total(count), grad_norm, new_carry
-
-    def _eval_step(self, batch, carry):
-        """-> (loss_sum, count, new_carry) without touching the weights."""
-        return self.loss_fn(self.model, batch, carry, False)

@@ -141,3 +141,60 @@ def test_the_seed_alone_fixes_every_initial_weight(impl, init):
         np.testing.assert_array_equal(u.numpy(), v.numpy())
     assert all(not np.array_equal(u.numpy(), w.numpy())
                for u, w in zip(a.weights, c.weights) if u.numpy().any())
+
+
+def test_course_init_is_the_courses_truncated_normal():
+    """tf.truncated_normal(shape, -0.1, 0.1): mean -0.1, std 0.1, cut at two deviations."""
+    model = CharLM(27, cell="lstm", units=256, init="course", seed=0)
+    for w in (model.cells[0].kernel, model.cells[0].recurrent_kernel, model.head.kernel):
+        w = w.numpy()
+        assert -0.3 <= w.min() and w.max() <= 0.1
+        assert abs(w.mean() + 0.1) < 0.005
+        assert 0.07 < w.std() < 0.1  # a normal of std 0.1 cut at 2 std has std 0.088
+    assert not model.cells[0].bias.numpy().any()
+
+
+@pytest.mark.parametrize("impl", ["rnnzoo", "keras"])
+def test_bigram_inputs_pair_each_character_with_the_previous_one(impl):
+    """Input t is the embedding row `x[t-1] * V + x[t]`; the first position pairs with the
+    carried character (0 from a zero state), so a text cut in two gives the same logits."""
+    model = CharLM(V, cell="lstm", units=H, inputs="bigrams", embedding_dim=6, impl=impl,
+                   init="keras", seed=3)
+    assert model.embedding.input_dim == V * V
+    assert model.state_sizes == [H, H, 1]
+    x = _ids(4, (B, 2 * T))
+    full, states = model(x)
+    np.testing.assert_array_equal(states[-1].numpy()[:, 0], x.numpy()[:, -1])
+    first, carried = model(x[:, :T])
+    second, _ = model(x[:, T:], carried)
+    np.testing.assert_allclose(np.concatenate([first, second], 1), full.numpy(), atol=1e-5)
+    # The ids the embedding reads, by hand.
+    prev = np.concatenate([np.zeros((B, 1), np.int32), x.numpy()[:, :-1]], axis=1)
+    ids, slot = model._input_ids(x, model.initial_state(B))
+    np.testing.assert_array_equal(ids.numpy(), prev * V + x.numpy())
+    np.testing.assert_array_equal(slot[0].numpy()[:, 0], x.numpy()[:, -1])
+    # Step by step, one character at a time, as generation and export run it.
+    step_states = model.initial_state(B)
+    steps = []
+    for t in range(2 * T):
+        logits, step_states = model.step(x[:, t], step_states)
+        steps.append(logits.numpy())
+    np.testing.assert_allclose(np.stack(steps, 1), full.numpy(), atol=1e-5)
+
+
+def test_dropout_acts_in_training_only_and_follows_the_seed():
+    def build():
+        return CharLM(V, cell="lstm", num_layers=2, units=H, inputs="bigrams",
+                      embedding_dim=6, dropout=0.5, init="keras", seed=1)
+
+    model, twin = build(), build()
+    x = _ids(5)
+    plain = CharLM(V, cell="lstm", num_layers=2, units=H, inputs="bigrams", embedding_dim=6,
+                   init="keras", seed=1)
+    inference, _ = model(x, training=False)
+    np.testing.assert_allclose(inference.numpy(), plain(x)[0].numpy(), atol=1e-6)
+    dropped, _ = model(x, training=True)
+    assert np.abs(dropped.numpy() - inference.numpy()).max() > 1e-3
+    np.testing.assert_allclose(twin(x, training=True)[0].numpy(), dropped.numpy(), atol=1e-6)
+    again, _ = model(x, training=True)  # the next masks differ
+    assert np.abs(again.numpy() - dropped.numpy()).max() > 1e-3
