@@ -2,13 +2,25 @@
 trained, checkpointed, restored, resumed, and its metrics as the contract says. (Export, parity
 and the signatures of the same runs are checked by the other tests of this folder.)"""
 
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
-from export_registry import EPOCHS, ZOO_ENTRIES, load_model, tiny_config, train_tiny
+from export_registry import (
+    EPOCHS,
+    ZOO_ENTRIES,
+    load_model,
+    make_run,
+    tiny_config,
+    tiny_data,
+    train_tiny,
+)
 
 from rnnzoo.run_dir import RunDir
+from rnnzoo.tasks import char_lm
+from rnnzoo.zoo import export_run
 
 
 def _positions(config):
@@ -59,3 +71,22 @@ def test_resume_continues_exactly(exports, tmp_path, name):
     full = [r[key] for r in full_run.read_metrics()]
     # A run in steps also reported where the first part stopped.
     assert split == (sorted(full + [stop["train_steps"]]) if config.by_steps else full)
+
+
+def test_a_run_directory_written_before_the_zoo_loads_resumes_and_exports(tmp_path):
+    """config.json of the earlier code: no `task`, and `model` named the cell."""
+    run = make_run(tmp_path / "run", "gru")
+    config = json.loads(run.config_path.read_text())
+    new_fields = ("task", "cell", "inputs", "dropout", "optimizer", "lr_schedule",
+                  "lr_decay_steps", "lr_decay_rate", "lr_min_fraction", "train_steps",
+                  "val_scoring")
+    legacy = {k: v for k, v in config.items() if k not in new_fields}
+    assert legacy["model"] == "gru"
+    run.config_path.write_text(json.dumps(legacy))
+    shutil.copytree(run.path, tmp_path / "copy")
+    result = export_run(run.path, tmp_path / "export", log=lambda *_: None)
+    assert (result.metadata.model, result.metadata.cell) == ("gru", "gru")
+    more = char_lm.CharLMConfig.from_dict({**config, "num_epochs": EPOCHS + 1})
+    resumed = char_lm.train(more, tmp_path / "copy", resume=True, data=tiny_data(),
+                            log=lambda *_: None)
+    assert resumed.record["epoch"] == EPOCHS + 1
