@@ -33,14 +33,11 @@ def main(argv):
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     from rnnzoo.export import exporter, quality
-    from rnnzoo.run_dir import RunDir
-    from rnnzoo.tasks.char_lm import CharLMConfig, build_model
+    from rnnzoo.tasks.char_lm import load_trained
 
-    run = RunDir(FLAGS.workdir)
-    config, vocab = run.read_config(CharLMConfig), run.read_vocab()
-    checkpoint = exporter.resolve_checkpoint(run, FLAGS.checkpoint)
-    model = build_model(config, len(vocab))
-    exporter.restore_model(run, model, checkpoint)
+    trained = load_trained(FLAGS.workdir, FLAGS.checkpoint)
+    run, config, vocab, model = trained.run, trained.config, trained.vocab, trained.model
+    checkpoint = trained.checkpoint
     if FLAGS.text_file:
         with open(FLAGS.text_file, encoding="utf-8") as f:
             ids, source = vocab.encode(list(f.read())), FLAGS.text_file

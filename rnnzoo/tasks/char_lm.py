@@ -273,6 +273,31 @@ def _reporter(model, data: CharData, config: CharLMConfig, run: RunDir, log):
     return on_report
 
 
+@dataclasses.dataclass
+class Trained:
+    """A model rebuilt from its run directory alone, with the checkpoint's weights."""
+
+    run: RunDir
+    config: CharLMConfig
+    vocab: object  # rnnzoo.data.vocab.Vocabulary
+    model: CharLM
+    checkpoint: str  # the checkpoint prefix it was restored from
+
+
+def load_trained(workdir, checkpoint=None) -> Trained:
+    """The model of a run directory: config, vocabulary, and the weights of `checkpoint` (a
+    prefix or a directory; default the latest). Raises `RunDirError` / `ExportError`."""
+    from rnnzoo.export import exporter
+
+    run = RunDir(workdir)
+    config = run.read_config(CharLMConfig)
+    vocab = run.read_vocab()
+    checkpoint = exporter.resolve_checkpoint(run, checkpoint)
+    model = build_model(config, len(vocab))
+    exporter.restore_model(run, model, checkpoint)
+    return Trained(run, config, vocab, model, checkpoint)
+
+
 def evaluate_run(workdir, *, corpus: str | None = None, split: str = "validation",
                  scoring: str | None = None, checkpoint=None, source_dir=None,
                  tfds_dir=None) -> dict:
@@ -284,14 +309,9 @@ def evaluate_run(workdir, *, corpus: str | None = None, split: str = "validation
     """
     from rnnzoo.data import corpora
     from rnnzoo.data.tokenize import char_tokens
-    from rnnzoo.export import exporter
 
-    run = RunDir(workdir)
-    config = run.read_config(CharLMConfig)
-    vocab = run.read_vocab()
-    checkpoint = exporter.resolve_checkpoint(run, checkpoint)
-    model = build_model(config, len(vocab))
-    exporter.restore_model(run, model, checkpoint)
+    trained = load_trained(workdir, checkpoint)
+    config, vocab, model = trained.config, trained.vocab, trained.model
     text = corpora.load_text(corpus or config.corpus, split, source_dir=source_dir,
                              tfds_dir=tfds_dir)
     ids = vocab.encode(char_tokens(text))
@@ -299,7 +319,8 @@ def evaluate_run(workdir, *, corpus: str | None = None, split: str = "validation
     if scoring is not None:
         config = dataclasses.replace(config, val_scoring=scoring)
     result = {k.removeprefix("val_"): v for k, v in _validation(model, data, config)().items()}
-    return {**result, "num_chars": len(ids), "checkpoint": os.path.basename(checkpoint)}
+    return {**result, "num_chars": len(ids),
+            "checkpoint": os.path.basename(trained.checkpoint)}
 
 
 # ---------------------------------------------------------------------------- export
@@ -326,12 +347,9 @@ def export_run(workdir, output=None, *, quantize: str = "none", checkpoint=None,
     from rnnzoo.export import exporter
 
     exporter.check_quantize(quantize)
-    run = RunDir(workdir)
-    config = run.read_config(CharLMConfig)
-    vocab = run.read_vocab()
-    checkpoint = exporter.resolve_checkpoint(run, checkpoint)
-    model = build_model(config, len(vocab))
-    exporter.restore_model(run, model, checkpoint)
+    trained = load_trained(workdir, checkpoint)
+    run, config, vocab, model = trained.run, trained.config, trained.vocab, trained.model
+    checkpoint = trained.checkpoint
     epoch = exporter.checkpoint_epoch(checkpoint)
     # ckpt-<step> in a run measured in steps, ckpt-<epoch> otherwise.
     position = (("step", exporter.checkpoint_number(checkpoint)) if config.by_steps

@@ -17,7 +17,6 @@ import tensorflow as tf
 from rnnzoo import zoo
 from rnnzoo.data.char_data import CharData
 from rnnzoo.data.vocab import Vocabulary
-from rnnzoo.export.exporter import restore_model
 from rnnzoo.run_dir import RunDir
 from rnnzoo.tasks import char_lm
 
@@ -89,11 +88,8 @@ def last_report(run: RunDir) -> dict:
 
 def load_model(run: RunDir):
     """The model of `run`, rebuilt from the run directory alone (as export does)."""
-    config = run.read_config(char_lm.CharLMConfig)
-    vocab = run.read_vocab()
-    model = char_lm.build_model(config, len(vocab))
-    restore_model(run, model, run.latest_checkpoint())
-    return model, vocab
+    trained = char_lm.load_trained(run.path)
+    return trained.model, trained.vocab
 
 
 @dataclasses.dataclass
