@@ -20,13 +20,31 @@ for `rnn`, `gru`, `lstm` and a 2-layer `lstm2`, at vocabulary 28 (The Time Machi
 every configuration once), so that a noisy machine slows them alike; each record is the median
 over the rounds, with the min and max. Ratios measured in one run are what to compare.
 
+Bigram LSTMs (the TensorFlow course's LSTM problem 2): `bigram_lstm` is the step `train.py
+--preset=course_bigram_lstm` runs and `bigram_lstm512` that of `course_bigram_lstm_large`, the
+model, optimizer and trainer built from the preset's config as `train.py` builds them: V=28
+(text8's characters), the input at time `t` the bigram id `x_{t-1} * V + x_t` embedded in 128,
+batch 64, 10 steps, 64 units (512 units and dropout 0.4 on the LSTM's input and output for
+`bigram_lstm512`), SGD (lr 10, the course's staircase decay) with the gradients clipped to a
+global norm of 1.25, the state (and the previous character) carried from batch to batch.
+
+- `rnnzoo`: `CharLM(V, cell="lstm", units=H, inputs="bigrams", embedding_dim=128, dropout=D)`;
+- `keras`: the same `CharLM` with `impl="keras"`, i.e. `keras.layers.Embedding(V * V, 128)` ->
+  (`keras.layers.Dropout`) -> `keras.layers.LSTM(H, return_sequences=True, return_state=True)`
+  -> (`keras.layers.Dropout`) -> `keras.layers.Dense(V)`, the same bigram ids, loss, clip and
+  SGD in the same compiled `tf.GradientTape` step (`Trainer.train_step`).
+
+No PyTorch baseline for them. `--vocab_sizes` does not apply (always V=28), and a round times
+`--steps` x 2 of their steps, about as many tokens as the other lines' `--steps`.
+
 Generation: microseconds per character at batch 1 (LSTM, V=1027, H=256) of the exported
 SavedModel's `generate` signature (the loop inside one graph) and of the exported TFLite `step`
 called once per character from Python (the LiteRT runtime), as `rnnzoo.export` writes them.
 
 `--out=FILE` writes the records as JSON: `{"model", "vocab_size", "impl", "tokens_per_sec", "min",
-"max"}` per training configuration (plus `"threads"` for torch) and `{"impl": "savedmodel" |
-"tflite", "us_per_char", "min", "max"}` for generation.
+"max", "batch_size", "num_steps", "units"}` per training configuration (plus `"threads"` for torch,
+`"preset"` and `"dropout"` for the bigram lines) and `{"impl": "savedmodel" | "tflite",
+"us_per_char", "min", "max"}` for generation.
 """
 
 from __future__ import annotations
@@ -55,11 +73,18 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from rnnzoo import zoo  # noqa: E402
 from rnnzoo.models import CharLM  # noqa: E402
+from rnnzoo.tasks import char_lm  # noqa: E402
+from rnnzoo.training.optim import make_optimizer  # noqa: E402
 from rnnzoo.training.trainer import Trainer  # noqa: E402
 
 BATCH, STEPS, UNITS = 32, 35, 256
-MODELS = ("rnn", "gru", "lstm", "lstm2")
+# Bigram LSTM lines: model name -> the preset whose training step they time.
+BIGRAM_PRESETS = {"bigram_lstm": "course_bigram_lstm",
+                  "bigram_lstm512": "course_bigram_lstm_large"}
+BIGRAM_VOCAB_SIZE = 28  # text8's characters (a-z, space, <unk>): 784 bigram ids.
+MODELS = ("rnn", "gru", "lstm", "lstm2", *BIGRAM_PRESETS)
 VOCAB_SIZES = (28, 1027)
 LR, CLIP = 1.0, 1.0
 NUM_BATCHES = 4  # Distinct batches cycled through (consecutive text, the state carried).
@@ -78,11 +103,35 @@ def split_model(model):
     return (model[:-1], int(model[-1])) if model[-1].isdigit() else (model, 1)
 
 
-def random_batches(vocab_size, seed=0):
-    """`NUM_BATCHES` consecutive `(x, y)` batches of random text, int32 `[BATCH, STEPS]`."""
+def is_bigram(model_name):
+    return model_name in BIGRAM_PRESETS
+
+
+def bigram_config(model_name, impl="rnnzoo"):
+    """The config `train.py --preset=<the model's preset> [--impl=keras]` trains with."""
+    return zoo.make_config(preset=BIGRAM_PRESETS[model_name], impl=impl)
+
+
+def vocab_sizes_of(model_name, vocab_sizes):
+    """The vocabularies a model is measured at: `--vocab_sizes`, or V=28 for a bigram line."""
+    return [BIGRAM_VOCAB_SIZE] if is_bigram(model_name) else list(vocab_sizes)
+
+
+def shape_of(model_name):
+    """`(batch_size, num_steps, units)` of a model's training step."""
+    if is_bigram(model_name):
+        config = bigram_config(model_name)
+        return config.batch_size, config.num_steps, config.num_hiddens
+    return BATCH, STEPS, UNITS
+
+
+def random_batches(vocab_size, seed=0, batch_size=BATCH, num_steps=STEPS):
+    """`NUM_BATCHES` consecutive `(x, y)` batches of random text, each int32
+    `[batch_size, num_steps]`."""
     rng = np.random.default_rng(seed)
-    text = rng.integers(0, vocab_size, (BATCH, NUM_BATCHES * STEPS + 1))
-    return [(text[:, i * STEPS:(i + 1) * STEPS], text[:, i * STEPS + 1:(i + 1) * STEPS + 1])
+    b, t = batch_size, num_steps
+    text = rng.integers(0, vocab_size, (b, NUM_BATCHES * t + 1))
+    return [(text[:, i * t:(i + 1) * t], text[:, i * t + 1:(i + 1) * t + 1])
             for i in range(NUM_BATCHES)]
 
 
@@ -90,12 +139,30 @@ def random_batches(vocab_size, seed=0):
 # A runner is `run(n)`: n training steps, blocking until the last one has finished.
 
 
-def tf_runner(model_name, vocab_size, impl):
+def tf_trainer(model_name, vocab_size, impl):
+    """The `Trainer` (holding its `CharLM`) whose `train_step` a TensorFlow runner times.
+
+    A bigram line builds the model, the optimizer and the trainer from its preset's config as
+    `train.py` does (`impl` replacing the config's); the others build `CharLM` with hidden
+    `UNITS`, SGD(`LR`) and the global-norm clip `CLIP`.
+    """
+    if is_bigram(model_name):
+        config = bigram_config(model_name, impl)
+        model = char_lm.build_model(config, vocab_size)
+        return Trainer(model, make_optimizer(config, config.train_steps),
+                       clip_norm=config.clip_norm, jit_compile=config.jit_compile)
     cell, num_layers = split_model(model_name)
     model = CharLM(vocab_size, cell=cell, num_layers=num_layers, units=UNITS, impl=impl, seed=0)
-    trainer = Trainer(model, keras.optimizers.SGD(LR), clip_norm=CLIP)
-    batches = [tuple(tf.constant(a, tf.int32) for a in b) for b in random_batches(vocab_size)]
-    state = {"states": model.initial_state(BATCH), "i": 0}
+    return Trainer(model, keras.optimizers.SGD(LR), clip_norm=CLIP)
+
+
+def tf_runner(model_name, vocab_size, impl):
+    trainer = tf_trainer(model_name, vocab_size, impl)
+    model = trainer.model
+    batch_size, num_steps, _ = shape_of(model_name)
+    batches = [tuple(tf.constant(a, tf.int32) for a in b)
+               for b in random_batches(vocab_size, batch_size=batch_size, num_steps=num_steps)]
+    state = {"states": model.initial_state(batch_size), "i": 0}
 
     def run(n):
         for _ in range(n):
@@ -152,37 +219,51 @@ def torch_available():
     return torch is not None
 
 
+def steps_per_round(model_name, steps):
+    """Training steps a round times: `steps`, times what it takes a smaller step (a bigram
+    line's 64 x 10 tokens) to cover about as many tokens as `steps` of `BATCH x STEPS`."""
+    batch_size, num_steps, _ = shape_of(model_name)
+    return steps * max(1, round(BATCH * STEPS / (batch_size * num_steps)))
+
+
 def benchmark_training(args, log):
     runners = {}
     for model_name in args.models:
-        for vocab_size in args.vocab_sizes:
+        for vocab_size in vocab_sizes_of(model_name, args.vocab_sizes):
             for impl in ("rnnzoo", "keras"):
                 key = (model_name, vocab_size, impl)
                 start = time.perf_counter()
                 runners[key] = tf_runner(model_name, vocab_size, impl)
                 runners[key](2)  # Trace, compile, warm up.
-                log(f"  warm-up {model_name:5s} V={vocab_size:<5d} {impl:6s} "
+                log(f"  warm-up {model_name:14s} V={vocab_size:<5d} {impl:6s} "
                     f"{time.perf_counter() - start:5.1f} s")
-            if args.torch:
+            if args.torch and not is_bigram(model_name):
                 # PyTorch at 1 thread and at all cores, both timed in every round; the record
                 # is the faster of the two medians.
                 for threads in sorted({1, os.cpu_count() or 1}):
                     run = torch_runner(model_name, vocab_size, threads)
                     run(2)
                     runners[(model_name, vocab_size, f"torch/{threads}")] = run
-                log(f"  warm-up {model_name:5s} V={vocab_size:<5d} torch")
+                log(f"  warm-up {model_name:14s} V={vocab_size:<5d} torch")
     samples = {key: [] for key in runners}
     for r in range(args.reps):
         for key, run in runners.items():
-            samples[key].append(BATCH * STEPS * args.steps / timed(run, args.steps))
+            batch_size, num_steps, _ = shape_of(key[0])
+            n = steps_per_round(key[0], args.steps)
+            samples[key].append(batch_size * num_steps * n / timed(run, n))
         log(f"  round {r + 1}/{args.reps} done")
     records = {}
     for (model_name, vocab_size, impl), s in samples.items():
         impl, _, threads = impl.partition("/")
+        batch_size, num_steps, units = shape_of(model_name)
         record = {"model": model_name, "vocab_size": vocab_size, "impl": impl,
-                  "tokens_per_sec": statistics.median(s), "min": min(s), "max": max(s)}
+                  "tokens_per_sec": statistics.median(s), "min": min(s), "max": max(s),
+                  "batch_size": batch_size, "num_steps": num_steps, "units": units}
         if threads:
             record["threads"] = int(threads)
+        if is_bigram(model_name):
+            record.update(preset=BIGRAM_PRESETS[model_name],
+                          dropout=bigram_config(model_name).dropout)
         key = (model_name, vocab_size, impl)
         if key not in records or record["tokens_per_sec"] > records[key]["tokens_per_sec"]:
             records[key] = record
@@ -245,22 +326,29 @@ def benchmark_generation(args, log):
 
 
 def table(records, has_torch):
-    by_key = {(r["model"], r["vocab_size"], r["impl"]): r for r in records if "tokens_per_sec" in r}
-    models = list(dict.fromkeys(r["model"] for r in records if "tokens_per_sec" in r))
-    vocab_sizes = list(dict.fromkeys(r["vocab_size"] for r in records if "tokens_per_sec" in r))
+    """A Markdown row per (model, V) measured; "—" where an impl was not (torch for bigrams)."""
+    training = [r for r in records if "tokens_per_sec" in r]
+    by_key = {(r["model"], r["vocab_size"], r["impl"]): r for r in training}
+    models = list(dict.fromkeys(r["model"] for r in training))
+    vocab_sizes = list(dict.fromkeys(r["vocab_size"] for r in training))
     impls = ["rnnzoo", "keras"] + (["torch"] if has_torch else [])
     head = "| model | V | " + " | ".join(f"{i} tok/s" for i in impls) + " | rnnzoo/keras |"
     head += " rnnzoo/torch |" if has_torch else ""
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for model in models:
         for v in vocab_sizes:
+            if (model, v, "rnnzoo") not in by_key:
+                continue
             rnnzoo = by_key[(model, v, "rnnzoo")]["tokens_per_sec"]
-            cells = [f"{by_key[(model, v, i)]['tokens_per_sec']:,.0f}"
-                     + (f" ({by_key[(model, v, i)]['threads']})" if i == "torch" else "")
-                     for i in impls]
-            ratios = [rnnzoo / by_key[(model, v, i)]["tokens_per_sec"] for i in impls[1:]]
+            cells, ratios = [], []
+            for i in impls:
+                r = by_key.get((model, v, i))
+                cells.append("—" if r is None else f"{r['tokens_per_sec']:,.0f}"
+                             + (f" ({r['threads']})" if "threads" in r else ""))
+                if i != "rnnzoo":
+                    ratios.append("—" if r is None else f"{rnnzoo / r['tokens_per_sec']:.2f}x")
             lines.append(f"| {model} | {v} | " + " | ".join(cells) + " | "
-                         + " | ".join(f"{x:.2f}x" for x in ratios) + " |")
+                         + " | ".join(ratios) + " |")
     return "\n".join(lines)
 
 
@@ -303,13 +391,17 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=5, help="interleaved rounds (median over them)")
     parser.add_argument("--steps", type=int, default=4, help="training steps timed per round")
     parser.add_argument("--models", default=",".join(MODELS), help="comma list of " + str(MODELS))
-    parser.add_argument("--vocab_sizes", default=",".join(map(str, VOCAB_SIZES)))
+    parser.add_argument("--vocab_sizes", default=",".join(map(str, VOCAB_SIZES)),
+                        help="comma list (not for the bigram lines: always V=28)")
     parser.add_argument("--generate_chars", type=int, default=500,
                         help="characters per generation call")
     parser.add_argument("--no_torch", action="store_true", help="skip PyTorch")
     parser.add_argument("--no_generation", action="store_true", help="skip generation")
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
+    unknown = [m for m in args.models if m not in MODELS]
+    if unknown:
+        parser.error(f"--models: unknown {unknown}; choose from {list(MODELS)}")
     args.vocab_sizes = [int(v) for v in args.vocab_sizes.split(",") if v]
     args.torch = not args.no_torch and torch_available()
 
@@ -319,6 +411,13 @@ def main(argv=None):
     print(f"machine: {machine()}")
     print(f"training: batch {BATCH}, {STEPS} steps, hidden {UNITS}, SGD with global-norm clip; "
           f"median tokens/s of {args.reps} interleaved rounds of {args.steps} steps")
+    for model_name in filter(is_bigram, args.models):
+        c = bigram_config(model_name)
+        print(f"{model_name}: the step of train.py --preset={BIGRAM_PRESETS[model_name]}: "
+              f"bigrams of V={BIGRAM_VOCAB_SIZE} embedded in {c.embedding_dim}, batch "
+              f"{c.batch_size}, {c.num_steps} steps, hidden {c.num_hiddens}, dropout "
+              f"{c.dropout:g}, SGD lr {c.lr:g} ({c.lr_schedule}), clip {c.clip_norm:g}; "
+              f"{steps_per_round(model_name, args.steps)} steps a round; no PyTorch baseline")
     if not args.torch:
         print("note: PyTorch is not installed (pip install -e '.[torch]'); torch columns skipped"
               if not args.no_torch else "note: PyTorch skipped (--no_torch)")
@@ -329,6 +428,8 @@ def main(argv=None):
     print(table(records, args.torch))
     if args.torch:
         print("(torch tok/s: the number of threads it ran with in brackets)")
+        if any(map(is_bigram, args.models)):
+            print("(bigram lines: no PyTorch comparison, torch columns —)")
     for r in records:
         if "us_per_char" in r:
             print(f"generation {r['impl']:10s} batch 1, lstm V={r['vocab_size']} H={UNITS}: "
