@@ -12,18 +12,29 @@ File format (`save` / `load`), UTF-8 JSON, one token per line:
 
 JSON escapes control characters, so every token ("\\n", "\\r", "\\t", " ", Chinese characters)
 round-trips exactly.
+
+`WordVocabulary` (below) is a `Vocabulary` of words that also keeps each token's count in the
+corpus it was built from (word2vec's subsampling and negative sampling are driven by them). Its
+file has its own format name, and a `counts` list beside `tokens`:
+
+    {"format": "rnnzoo.word_vocabulary", "version": 1, "unk_token": "<unk>" | null,
+     "tokens": ["<unk>", "the", "of", ...], "counts": [418391, 1061396, 593677, ...]}
+
+`Vocabulary.load` reads either format (a word file gives a `WordVocabulary`);
+`WordVocabulary.load` reads only word files.
 """
 
 import collections
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from rnnzoo.files import write_text_atomic
 
 FORMAT = "rnnzoo.vocabulary"
+WORD_FORMAT = "rnnzoo.word_vocabulary"
 VERSION = 1
 OOV_POLICIES = ("unk", "error", "skip")
 _SHOW = 5  # how many offending tokens or ids an error message lists
@@ -37,6 +48,37 @@ def _preview(items) -> str:
 
 def _distinct(items) -> list:
     return list(dict.fromkeys(items))
+
+
+def _ordered_tokens(counts, *, max_size, min_count, unk_token, reserved_tokens) -> list[str]:
+    """The tokens of a vocabulary built from `counts` (token -> count), in id order: the unknown
+    token, the reserved tokens, then the rest by count descending and `str` order (see the module
+    docstring), cut by `min_count` and `max_size`. Checks the arguments."""
+    specials = ([unk_token] if unk_token is not None else []) + list(reserved_tokens)
+    bad = [t for t in specials if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"`unk_token` and `reserved_tokens` must be str, got {_preview(bad)}")
+    if len(set(specials)) != len(specials):
+        raise ValueError(
+            f"`unk_token` and `reserved_tokens` must be distinct, got {specials!r}")
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ValueError(f"`min_count` must be an int >= 1, got {min_count!r}")
+    if max_size is not None and (
+        isinstance(max_size, bool) or not isinstance(max_size, int)
+        or max_size < max(len(specials), 1)
+    ):
+        raise ValueError(
+            f"`max_size` must be None or an int >= {max(len(specials), 1)} (the unknown and "
+            f"reserved tokens count towards it), got {max_size!r}")
+    bad = [t for t in counts if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"tokens must be str, got {_preview(bad)}")
+    special_set = set(specials)
+    rest = [t for t, c in counts.items() if c >= min_count and t not in special_set]
+    rest.sort(key=lambda t: (-counts[t], t))
+    if max_size is not None:
+        rest = rest[: max_size - len(specials)]
+    return specials + rest
 
 
 class Vocabulary:
@@ -106,32 +148,10 @@ class Vocabulary:
         Returns:
             The `Vocabulary`.
         """
-        specials = ([unk_token] if unk_token is not None else []) + list(reserved_tokens)
-        bad = [t for t in specials if not isinstance(t, str)]
-        if bad:
-            raise TypeError(f"`unk_token` and `reserved_tokens` must be str, got {_preview(bad)}")
-        if len(set(specials)) != len(specials):
-            raise ValueError(
-                f"`unk_token` and `reserved_tokens` must be distinct, got {specials!r}")
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise ValueError(f"`min_count` must be an int >= 1, got {min_count!r}")
-        if max_size is not None and (
-            isinstance(max_size, bool) or not isinstance(max_size, int)
-            or max_size < max(len(specials), 1)
-        ):
-            raise ValueError(
-                f"`max_size` must be None or an int >= {max(len(specials), 1)} (the unknown and "
-                f"reserved tokens count towards it), got {max_size!r}")
         counts = collections.Counter(tokens)
-        bad = [t for t in counts if not isinstance(t, str)]
-        if bad:
-            raise TypeError(f"tokens must be str, got {_preview(bad)}")
-        special_set = set(specials)
-        rest = [t for t, c in counts.items() if c >= min_count and t not in special_set]
-        rest.sort(key=lambda t: (-counts[t], t))
-        if max_size is not None:
-            rest = rest[: max_size - len(specials)]
-        return cls(specials + rest, unk_token=unk_token)
+        return cls(_ordered_tokens(counts, max_size=max_size, min_count=min_count,
+                                   unk_token=unk_token, reserved_tokens=reserved_tokens),
+                   unk_token=unk_token)
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -188,7 +208,8 @@ class Vocabulary:
         """Maps tokens to ids.
 
         Args:
-            tokens: the tokens; a `str` is encoded character by character (a fast path).
+            tokens: the tokens; a `str` is encoded character by character (a fast path;
+                `WordVocabulary.encode` refuses a `str` instead).
             oov: what to do with a token not in the vocabulary:
                 "unk": its id is `unk_id` (the default when there is an unknown token; a
                     ValueError when there is none);
@@ -260,17 +281,24 @@ class Vocabulary:
                 f"{len(self) - 1}): {_preview(_distinct(arr[bad].tolist()))}")
         return [self._tokens[i] for i in arr.tolist()]
 
+    _FORMAT = FORMAT  # the "format" of this class's file
+
+    def _payload(self) -> dict:
+        return {"format": self._FORMAT, "version": VERSION, "unk_token": self._unk_token,
+                "tokens": list(self._tokens)}
+
     def save(self, path) -> None:
         """Writes the JSON file atomically (a temporary file in the same folder, then rename)."""
         path = os.fspath(path)
-        payload = {"format": FORMAT, "version": VERSION, "unk_token": self._unk_token,
-                   "tokens": list(self._tokens)}
-        text = json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+        text = json.dumps(self._payload(), ensure_ascii=False, indent=1) + "\n"
         write_text_atomic(path, text)
 
     @classmethod
     def load(cls, path) -> "Vocabulary":
-        """Reads a file written by `save`, with a ValueError naming the file if it is invalid."""
+        """Reads a file written by `save`, with a ValueError naming the file if it is invalid.
+
+        `Vocabulary.load` reads a word vocabulary's file too, returning a `WordVocabulary`.
+        """
         path = os.fspath(path)
         try:
             with open(path, "rb") as f:
@@ -282,10 +310,13 @@ class Vocabulary:
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(
                 f"vocabulary file {path!r} is corrupt (not UTF-8 JSON): {e}") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        fmt = data.get("format") if isinstance(data, dict) else None
+        if cls is Vocabulary and fmt == WORD_FORMAT:
+            cls = WordVocabulary
+        if fmt != cls._FORMAT:
+            got = fmt if isinstance(data, dict) else type(data).__name__
             raise ValueError(
-                f"vocabulary file {path!r} is not an {FORMAT!r} file (format: {got!r})")
+                f"vocabulary file {path!r} is not an {cls._FORMAT!r} file (format: {got!r})")
         if data.get("version") != VERSION:
             raise ValueError(f"vocabulary file {path!r} has version {data.get('version')!r}; "
                              f"this code reads version {VERSION}")
@@ -296,9 +327,13 @@ class Vocabulary:
             raise ValueError(
                 f"vocabulary file {path!r}: 'unk_token' must be a string or null, got {unk!r}")
         try:
-            return cls(tokens, unk_token=unk)
-        except ValueError as e:
+            return cls._from_payload(tokens, unk, data)
+        except (ValueError, TypeError) as e:
             raise ValueError(f"vocabulary file {path!r}: {e}") from None
+
+    @classmethod
+    def _from_payload(cls, tokens: list, unk_token, data: dict) -> "Vocabulary":
+        return cls(tokens, unk_token=unk_token)
 
     def to_string_lookup(self, *, invert: bool = False, name: str | None = None):
         """A `keras.layers.StringLookup` giving the same ids as `encode` (ids -> tokens if invert).
@@ -328,3 +363,186 @@ class Vocabulary:
         return keras.layers.StringLookup(
             vocabulary=list(self._tokens), num_oov_indices=0, oov_token=unused, mask_token=None,
             invert=invert, name=name)
+
+
+class WordVocabulary(Vocabulary):
+    """A `Vocabulary` of words that keeps how often each token occurs in its corpus.
+
+    Why a subclass rather than counts on every `Vocabulary`: a word vocabulary differs in
+    behaviour, not only in data. `encode` must refuse a bare `str` (the character vocabulary's
+    fast path would silently read "the cat" as seven characters), the counts are part of its
+    identity (two runs whose corpora differ in counts must not pass as the same vocabulary),
+    and its file names another format, so the character vocabularies' files, run directories
+    and SavedModel assets stay byte for byte what they were. Everything else (ids, `decode`,
+    `to_string_lookup`, `save` / `load`) is inherited.
+
+    `counts[i]` is the number of corpus tokens that `encode` maps to id `i`:
+
+        counts[unk_id] = #(tokens cut by `min_count` / `max_size`) + #(literal unk tokens)
+                         (the course's UNK count),
+        sum(counts)    = len(corpus)
+
+    so `counts == np.bincount(vocab.encode(corpus), minlength=len(vocab))`. The order is
+    `Vocabulary`'s: the unknown token (id 0), the reserved tokens, then count descending with
+    ties in `str` order, independent of hashing and of the order of the corpus.
+
+    Args:
+        tokens: the tokens in id order; distinct strings.
+        counts: one int >= 0 per token, in id order.
+        unk_token: as for `Vocabulary` ("<unk>" by default; None for a closed vocabulary).
+
+    Example:
+        >>> vocab = WordVocabulary.build("a cat and a dog and a cat".split(), min_count=2)
+        >>> vocab.tokens, vocab.counts.tolist()
+        (['<unk>', 'a', 'and', 'cat'], [1, 3, 2, 2])
+        >>> vocab.encode(["a", "dog"])
+        array([1, 0], dtype=int32)
+    """
+
+    _FORMAT = WORD_FORMAT
+
+    def __init__(self, tokens: Sequence[str], counts: Sequence[int], *,
+                 unk_token: str | None = "<unk>"):
+        super().__init__(tokens, unk_token=unk_token)
+        if isinstance(counts, (str, bytes)):
+            raise TypeError(f"`counts` must be a sequence of ints, got {type(counts).__name__}")
+        counts = list(counts)
+        bad = [c for c in counts
+               if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0]
+        if bad:
+            raise ValueError(f"`counts` must be ints >= 0, got {_preview(bad)}")
+        if len(counts) != len(self):
+            raise ValueError(f"`counts` must have one entry per token ({len(self)}), got "
+                             f"{len(counts)}")
+        self._counts = np.array(counts, dtype=np.int64).reshape(-1)
+        self._counts.setflags(write=False)
+
+    @classmethod
+    def build(
+        cls,
+        tokens: Iterable[str],
+        *,
+        max_size: int | None = None,
+        min_count: int = 1,
+        unk_token: str | None = "<unk>",
+        reserved_tokens: Sequence[str] = (),
+    ) -> "WordVocabulary":
+        """Counts the words of a corpus and keeps the most frequent.
+
+        Args:
+            tokens: the corpus as words, e.g. `word_tokens(text)`; a bare `str` is refused.
+            max_size: the most tokens to keep, counting the unknown and reserved tokens (the
+                course: 50,000); None keeps all.
+            min_count: words seen fewer times are cut (word2vec.c and gensim: 5).
+            unk_token: id 0; every cut word counts as it. None only when no word is cut.
+            reserved_tokens: ids right after the unknown token, kept whatever their count.
+
+        Returns:
+            The `WordVocabulary`, with `counts` as defined in the class docstring.
+
+        Raises:
+            TypeError: a `str` (or a non-str token).
+            ValueError: bad `max_size` / `min_count` / specials (named with their values), or
+                `unk_token=None` while some words would be cut.
+        """
+        _refuse_str(tokens, "WordVocabulary.build")
+        return cls.from_counts(collections.Counter(tokens), max_size=max_size,
+                               min_count=min_count, unk_token=unk_token,
+                               reserved_tokens=reserved_tokens)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts,
+        *,
+        max_size: int | None = None,
+        min_count: int = 1,
+        unk_token: str | None = "<unk>",
+        reserved_tokens: Sequence[str] = (),
+    ) -> "WordVocabulary":
+        """As `build`, from word counts already made (a `collections.Counter` or any mapping
+        word -> count >= 0), e.g. summed over the files of a corpus too large to hold."""
+        if not isinstance(counts, Mapping):
+            raise TypeError(f"`counts` must be a mapping word -> count, got "
+                            f"{type(counts).__name__}")
+        bad = [c for c in counts.values()
+               if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or c < 0]
+        if bad:
+            raise ValueError(f"word counts must be ints >= 0, got {_preview(bad)}")
+        tokens = _ordered_tokens(counts, max_size=max_size, min_count=min_count,
+                                 unk_token=unk_token, reserved_tokens=reserved_tokens)
+        kept = [int(counts.get(t, 0)) for t in tokens]
+        total = sum(int(c) for c in counts.values())
+        if unk_token is not None:
+            kept[0] = total - sum(kept[1:])  # cut words + literal unk tokens
+        elif sum(kept) != total:
+            kept_set = set(tokens)
+            cut = [t for t in counts if t not in kept_set]
+            raise ValueError(
+                f"`unk_token=None` but min_count={min_count!r} / max_size={max_size!r} cut "
+                f"{total - sum(kept)} tokens ({_preview(sorted(cut))}): they could not be "
+                f"encoded; pass unk_token='<unk>' (and encode with oov='skip' to drop them)")
+        return cls(tokens, kept, unk_token=unk_token)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """int64 `[len(self)]`: each token's count in the corpus, in id order (read-only)."""
+        return self._counts
+
+    @property
+    def total_count(self) -> int:
+        """The number of corpus tokens, `sum(counts)`."""
+        return int(self._counts.sum())
+
+    def count(self, token: str) -> int:
+        """The count of `token`; 0 for a token not in the vocabulary (its occurrences are in
+        `counts[unk_id]`)."""
+        i = self._index.get(token)
+        return 0 if i is None else int(self._counts[i])
+
+    def encode(self, tokens: Iterable[str], oov: str | None = None) -> np.ndarray:
+        """Maps words to ids, as `Vocabulary.encode`, but a bare `str` is a TypeError: split the
+        text into words first (e.g. `encode(word_tokens(text))`).
+
+        `oov="skip"` drops out-of-vocabulary words, as word2vec.c and gensim train (then
+        `unigram_counts(vocab, unk=False)` leaves `<unk>` out of the negatives too).
+        """
+        _refuse_str(tokens, "WordVocabulary.encode")
+        return super().encode(tokens, oov)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Vocabulary):
+            return NotImplemented
+        if not isinstance(other, WordVocabulary):
+            return False
+        return (self._tokens == other._tokens and self._unk_token == other._unk_token
+                and np.array_equal(self._counts, other._counts))
+
+    def __hash__(self) -> int:
+        return hash((self._tokens, self._unk_token, self._counts.tobytes()))
+
+    def __repr__(self) -> str:
+        head = list(self._tokens[:8])
+        more = ", ..." if len(self) > 8 else ""
+        return (f"WordVocabulary(size={len(self)}, unk_token={self._unk_token!r}, "
+                f"total_count={self.total_count}, tokens={head!r}{more})")
+
+    def _payload(self) -> dict:
+        return {**super()._payload(), "counts": self._counts.tolist()}
+
+    @classmethod
+    def _from_payload(cls, tokens: list, unk_token, data: dict) -> "WordVocabulary":
+        counts = data.get("counts")
+        if not isinstance(counts, list):
+            raise ValueError(f"'counts' must be a list of ints, got {type(counts).__name__}")
+        return cls(tokens, counts, unk_token=unk_token)
+
+
+def _refuse_str(tokens, where: str) -> None:
+    if isinstance(tokens, (str, bytes, bytearray)):
+        head = tokens[:30]
+        raise TypeError(
+            f"{where} takes a sequence of words, got a {type(tokens).__name__} ({head!r}"
+            f"{'...' if len(tokens) > 30 else ''}), which would be read character by "
+            f"character; split it into words first, e.g. word_tokens(text) "
+            f"(rnnzoo.data.tokenize), or pass [word] for a single word")

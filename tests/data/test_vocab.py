@@ -1,5 +1,6 @@
 """Vocabulary: deterministic ids, unknown-token policies, the JSON file, Keras parity."""
 
+import collections
 import hashlib
 import json
 import os
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from rnnzoo.data.tokenize import char_tokens, word_tokens
-from rnnzoo.data.vocab import Vocabulary
+from rnnzoo.data.vocab import Vocabulary, WordVocabulary
 
 TRICKY = ["\n", " ", "\t", "\r", "\r\n", "中", "国", "😀", "e\u0301", "é", "\u2028", "\x00",
           '"', "\\", "<unk>x", "", "null"]
@@ -281,3 +282,136 @@ def test_load_rejects_bad_files_naming_them(tmp_path, content, match):
 def test_load_missing_file_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.json"):
         Vocabulary.load(tmp_path / "nowhere.json")
+
+
+# --- the word vocabulary: counts, the course's UNK count, its file ----------------------------
+
+def test_word_vocabulary_counts_and_order():
+    words = "b a c a b a d e e e e <unk> z".split()  # counts: e 4, a 3, b 2; c d z 1
+    vocab = WordVocabulary.build(words)
+    assert vocab.tokens == ["<unk>", "e", "a", "b", "c", "d", "z"]
+    assert vocab.counts.tolist() == [1, 4, 3, 2, 1, 1, 1]  # the literal "<unk>" counts as unk
+    assert vocab.counts.dtype == np.int64 and vocab.total_count == len(words)
+    assert vocab.count("a") == 3 and vocab.count("nowhere") == 0
+    np.testing.assert_array_equal(np.bincount(vocab.encode(words), minlength=len(vocab)),
+                                  vocab.counts)
+    assert WordVocabulary.build(reversed(words)) == vocab
+    with pytest.raises(ValueError, match="read-only"):
+        vocab.counts[0] = 5
+
+
+def test_word_vocabulary_min_count_max_size_and_unk_count():
+    words = "b a c a b a d e e e e".split()
+    vocab = WordVocabulary.build(words, min_count=2)
+    assert vocab.tokens == ["<unk>", "e", "a", "b"]
+    assert vocab.counts.tolist() == [2, 4, 3, 2]  # <unk>: c and d, the dropped tokens
+    vocab = WordVocabulary.build(words, max_size=3)
+    assert vocab.tokens == ["<unk>", "e", "a"] and vocab.counts.tolist() == [4, 4, 3]
+    vocab = WordVocabulary.build(words, max_size=3, reserved_tokens=["<pad>"])
+    assert vocab.tokens == ["<unk>", "<pad>", "e"] and vocab.counts.tolist() == [7, 0, 4]
+    closed = WordVocabulary.build(words, unk_token=None)
+    assert closed.tokens[0] == "e" and closed.total_count == len(words)
+    with pytest.raises(ValueError, match=r"`unk_token=None` but min_count=2 .* cut 2 tokens "
+                                         r"\('c', 'd'\)"):
+        WordVocabulary.build(words, min_count=2, unk_token=None)
+    with pytest.raises(ValueError, match="`min_count` must be an int >= 1, got 0"):
+        WordVocabulary.build(words, min_count=0)
+    with pytest.raises(ValueError, match="`max_size` must be None or an int >= 1"):
+        WordVocabulary.build(words, max_size=0)
+
+
+def test_word_vocabulary_matches_the_course_on_text8(source_dir):
+    """The course's `build_dataset` (50,000 words, UNK first) on the text8 prefix: the same UNK
+    count and the same words and counts (ties at the cut aside: the course breaks them by first
+    occurrence, we by the word)."""
+    text = (source_dir / "text8_prefix_12549840.txt").read_text(encoding="ascii")
+    words = word_tokens(text)
+    count = [["UNK", -1]]
+    count.extend(collections.Counter(words).most_common(50_000 - 1))
+    dictionary = {word: i for i, (word, _) in enumerate(count)}
+    count[0][1] = sum(1 for word in words if word not in dictionary)
+
+    vocab = WordVocabulary.build(words, max_size=50_000)
+    assert len(vocab) == 50_000 and vocab.tokens[:5] == ["<unk>", "the", "of", "one", "and"]
+    assert vocab.counts[0] == count[0][1] > 0
+    assert vocab.counts[1:].tolist() == [c for _, c in count[1:]]
+    cut = count[-1][1]  # the count at the cut: ties there may be kept differently
+    assert ({w: c for w, c in count[1:] if c > cut}
+            == {w: int(c) for w, c in zip(vocab.tokens[1:], vocab.counts[1:]) if c > cut})
+    assert WordVocabulary.build(words, min_count=5).counts[0] == sum(
+        c for c in collections.Counter(words).values() if c < 5)
+
+
+def test_word_vocabulary_refuses_a_bare_str():
+    vocab = WordVocabulary.build(["the", "cat", "the"])
+    for text in ("the cat", b"the cat"):
+        with pytest.raises(TypeError, match=r"WordVocabulary.encode takes a sequence of words, "
+                                            r"got a (str|bytes) .*character by character.*"
+                                            r"word_tokens\(text\)"):
+            vocab.encode(text)
+    with pytest.raises(TypeError, match="WordVocabulary.build takes a sequence of words"):
+        WordVocabulary.build("the cat sat")
+    np.testing.assert_array_equal(vocab.encode(word_tokens("the cat the dog")), [1, 2, 1, 0])
+    np.testing.assert_array_equal(vocab.encode(["the", "dog"], oov="skip"), [1])
+    np.testing.assert_array_equal(vocab.encode(np.array(["cat", "the"])), [2, 1])
+    # the character vocabulary keeps its fast path
+    np.testing.assert_array_equal(Vocabulary.build("abca").encode("cab"), [3, 1, 2])
+
+
+def test_word_vocabulary_file_round_trip(tmp_path):
+    vocab = WordVocabulary.build(["a", "b", "b", "中", "\n", "<unk>"] + ["x"] * 3, min_count=2)
+    path = tmp_path / "vocab.json"
+    vocab.save(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data == {"format": "rnnzoo.word_vocabulary", "version": 1, "unk_token": "<unk>",
+                    "tokens": ["<unk>", "x", "b"], "counts": [4, 3, 2]}
+    for loaded in (WordVocabulary.load(path), Vocabulary.load(path)):
+        assert isinstance(loaded, WordVocabulary) and loaded == vocab
+        assert loaded.counts.tolist() == [4, 3, 2] and loaded.unk_token == "<unk>"
+    closed = WordVocabulary.build(["a", "b", "b"], unk_token=None)
+    closed.save(tmp_path / "closed.json")
+    assert WordVocabulary.load(tmp_path / "closed.json") == closed
+    # a character vocabulary's file is unchanged, and not a word vocabulary
+    chars = Vocabulary.build("abc")
+    chars.save(tmp_path / "chars.json")
+    assert "counts" not in json.loads((tmp_path / "chars.json").read_text(encoding="utf-8"))
+    assert type(Vocabulary.load(tmp_path / "chars.json")) is Vocabulary
+    with pytest.raises(ValueError, match="not an 'rnnzoo.word_vocabulary' file "
+                                         r"\(format: 'rnnzoo.vocabulary'\)"):
+        WordVocabulary.load(tmp_path / "chars.json")
+
+
+def test_word_vocabulary_equality_includes_counts():
+    a = WordVocabulary.build("a b b".split())
+    assert a == WordVocabulary(a.tokens, a.counts, unk_token="<unk>")
+    assert hash(a) == hash(WordVocabulary(a.tokens, a.counts.tolist()))
+    assert a != WordVocabulary(a.tokens, [0, 1, 3])
+    assert a != Vocabulary(a.tokens, unk_token="<unk>") and Vocabulary(
+        a.tokens, unk_token="<unk>") != a
+    assert "total_count=3" in repr(a)
+
+
+@pytest.mark.parametrize("counts, match", [
+    ("[1, 2]", "`counts` must have one entry per token \\(3\\), got 2"),
+    ("[1, -2, 3]", "`counts` must be ints >= 0, got -2"),
+    ("[1, 2.5, 3]", "`counts` must be ints >= 0, got 2.5"),
+    ("[1, true, 3]", "`counts` must be ints >= 0, got True"),
+    ('"123"', "'counts' must be a list of ints, got str"),
+    ("null", "'counts' must be a list of ints, got NoneType"),
+])
+def test_word_vocabulary_file_with_bad_counts_names_it(tmp_path, counts, match):
+    path = tmp_path / "bad_words.json"
+    path.write_text('{"format": "rnnzoo.word_vocabulary", "version": 1, "unk_token": "<unk>", '
+                    f'"tokens": ["<unk>", "a", "b"], "counts": {counts}}}', encoding="utf-8")
+    with pytest.raises(ValueError, match=match) as info:
+        WordVocabulary.load(path)
+    assert "bad_words.json" in str(info.value)
+
+
+def test_word_vocabulary_from_counts():
+    counter = collections.Counter("a b b c".split())
+    assert WordVocabulary.from_counts(counter) == WordVocabulary.build("a b b c".split())
+    with pytest.raises(TypeError, match="`counts` must be a mapping word -> count"):
+        WordVocabulary.from_counts(["a", "b"])
+    with pytest.raises(ValueError, match="word counts must be ints >= 0, got -1"):
+        WordVocabulary.from_counts({"a": -1})
