@@ -23,9 +23,9 @@ import types
 from typing import Any
 
 from rnnzoo.config import ConfigError, TrainConfig
-from rnnzoo.tasks import char_lm
+from rnnzoo.tasks import char_lm, word2vec
 
-TASKS: dict[str, types.ModuleType] = {char_lm.TASK: char_lm}
+TASKS: dict[str, types.ModuleType] = {char_lm.TASK: char_lm, word2vec.TASK: word2vec}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,21 @@ MODELS: dict[str, Entry] = {
         "char_lm", "the course's LSTM problem 2: embedded character bigrams, dropout",
         fixed=dict(cell="lstm", inputs="bigrams"),
         defaults=dict(_COURSE, embedding_dim=128, dropout=0.0)),
+    "skipgram": Entry("word2vec", "word2vec skip-gram (the course's: sampled softmax, Adagrad)",
+                      fixed=dict(architecture="skipgram")),
+    "cbow": Entry("word2vec", "word2vec CBOW (the course's: summed context, sampled softmax)",
+                  fixed=dict(architecture="cbow")),
 }
+
+# gensim's Word2Vec defaults on the same text: dimension 100, window 5, 5 negatives, sample
+# 1e-3, min_count 5 (rarer words dropped), 5 epochs, the rate decayed linearly to 1e-4 of its
+# start. gensim updates after every pair with alpha 0.025 (CBOW 0.05); a batch of B examples
+# averages B gradients, so the rate is B times alpha.
+_GENSIM = dict(pairs="word2vec", embedding_dim=100, window=5, loss="negative", num_sampled=5,
+               sampler="unigram", sample=1e-3, vocab_min_count=5, vocab_max_size=0,
+               drop_unknown=True, init="word2vec", optimizer="sgd", lr_schedule="linear",
+               lr_min_fraction=1e-4, train_steps=0, num_epochs=5, pred_period=1,
+               checkpoint_every=1, batch_size=256, lr=0.025 * 256)
 
 _TIME_MACHINE = dict(corpus="time_machine/d2l", sampler_edition=2,
                      prefixes=("time traveller", "traveller"))
@@ -85,6 +99,12 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # the 64-unit character LSTM).
     "course_bigram_lstm_large": ("bigram_lstm", dict(
         num_hiddens=512, dropout=0.4, optimizer="adam", lr=0.002)),
+    # The course's word2vec (assignment 5): batch 128, vectors of 128, skip_window 1, num_skips
+    # 2, sampled softmax with 64 samples, Adagrad 1.0, 100,001 steps, 50,000 words.
+    "course_skipgram": ("skipgram", {}),
+    "course_cbow": ("cbow", {}),
+    "gensim_skipgram": ("skipgram", _GENSIM),
+    "gensim_cbow": ("cbow", dict(_GENSIM, combine="mean", lr=0.05 * 256)),
 }
 
 

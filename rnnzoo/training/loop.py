@@ -62,6 +62,7 @@ class TrainingPlan:
         carries_state: True if row r of a batch continues row r of the previous batch.
         evaluate: `() -> dict` of validation metrics (keys prefixed `val_`), or None.
         train_metrics: `(mean loss) -> dict` of the training metrics of a report window.
+        annotate: `(record, num_batches) -> dict`, more metrics of a record (e.g. words/s).
         on_report: `(record) -> None`, the task's log lines and samples at each report.
         num_batches_per_epoch: for a progress bar in epoch mode (optional).
     """
@@ -73,6 +74,7 @@ class TrainingPlan:
     stream: Callable[[int], Iterator] | None = None
     evaluate: Callable[[], dict] | None = None
     train_metrics: Callable[[float], dict] = lambda mean: {"train_perplexity": perplexity(mean)}
+    annotate: Callable[[dict, int], dict] = lambda record, num_batches: {}
     on_report: Callable[[dict], None] = lambda record: None
 
 
@@ -125,6 +127,7 @@ class _Loop:
         record = dict(position)
         record.update(self.plan.train_metrics(total / count))
         record.update(tokens_per_sec=count / seconds, seconds=seconds)
+        record.update(self.plan.annotate(record, len(window.sums)))
         return record
 
     def _check_finite(self, window: _Window, **position) -> tuple[float, float, float]:

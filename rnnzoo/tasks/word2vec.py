@@ -1,0 +1,313 @@
+"""The word2vec task: skip-gram and CBOW word vectors, trained by the shared loop.
+
+Two ways to make examples (`rnnzoo.data.skipgram`): the TensorFlow course's `generate_batch`
+(`pairs="course"`: one endless sequential stream, a run measured in steps, UNK kept) and
+word2vec.c / gensim's (`pairs="word2vec"`: epochs, frequent-word subsampling, a window shrunk at
+random, rare words dropped). The loss (`rnnzoo.models.word2vec`) is sampled softmax, NCE or
+negative sampling, its sampler seeded by `[seed, global step]` so a resumed run repeats the
+uninterrupted one. At each report: the mean loss since the last report, words per second, the
+analogy accuracy on questions-words.txt (`rnnzoo.analogy`, restricted to the 30,000 most
+frequent words as gensim's `evaluate_word_analogies`) and the nearest neighbours of a few words.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rnnzoo import analogy
+from rnnzoo.config import ConfigError, TrainConfig, field
+from rnnzoo.data import corpora, skipgram
+from rnnzoo.data.tokenize import word_tokens
+from rnnzoo.data.vocab import WordVocabulary
+from rnnzoo.models.word2vec import ARCHITECTURES, COMBINES, INITS, LOSSES, SAMPLERS, Word2Vec
+from rnnzoo.run_dir import RunDir
+from rnnzoo.training.checkpoints import Checkpoints
+from rnnzoo.training.loop import TrainingPlan, fit
+from rnnzoo.training.optim import make_optimizer
+from rnnzoo.training.trainer import Trainer
+
+TASK = "word2vec"
+PAIRS = ("course", "word2vec")
+QUESTIONS_FILE = "questions-words.txt"
+
+
+@dataclasses.dataclass
+class Word2VecConfig(TrainConfig):
+    """A word2vec run. The defaults are the TensorFlow course's skip-gram (assignment 5)."""
+
+    TASK = TASK
+
+    model: str = field("skipgram", "The zoo entry (`rnnzoo.zoo.MODELS`).")
+    corpus: str = field("text8/prefix", "TFDS name/config of the corpus (words split on "
+                        "whitespace).")
+    batch_size: int = field(128, "Examples (pairs, or CBOW windows) per batch.", minimum=1)
+    optimizer: str = field("adagrad", "Optimizer: sgd, adagrad or adam.",
+                           choices=("sgd", "adagrad", "adam"))
+    lr: float = field(1.0, "Initial learning rate (of the mean per-example loss).")
+    clip_norm: float = field(0.0, "Global gradient-norm clip (0: none, as the course and "
+                             "word2vec.c).", minimum=0.0)
+    train_steps: int = field(100_001, "Train for this many steps (the course's pairs); 0: "
+                             "train by epochs.", resumable=True, minimum=0)
+    num_epochs: int = field(5, "Passes over the corpus (word2vec pairs, train_steps 0).",
+                            resumable=True, minimum=1)
+    pred_period: int = field(2000, "Report (loss, analogies, neighbours) and checkpoint every "
+                             "this many steps (or epochs).", resumable=True, minimum=1)
+    checkpoint_every: int = field(10_000, "Also checkpoint every this many steps (or epochs).",
+                                  resumable=True, minimum=1)
+    # Model.
+    architecture: str = field("skipgram", "skipgram or cbow.", choices=ARCHITECTURES)
+    embedding_dim: int = field(128, "Size of the word vectors.", minimum=1)
+    loss: str = field("sampled_softmax", "sampled_softmax (the course), nce, or negative "
+                      "(negative sampling, word2vec.c).", choices=LOSSES)
+    num_sampled: int = field(64, "Sampled classes per batch (sampled_softmax, nce) or "
+                             "negatives per example (negative).", minimum=1)
+    sampler: str = field("log_uniform", "Distribution of the sampled classes: log_uniform "
+                         "(TF's default, the course) or unigram (counts ** 0.75, word2vec.c).",
+                         choices=SAMPLERS)
+    combine: str = field("sum", "CBOW: sum (the course) or mean (word2vec.c) of the context "
+                         "vectors.", choices=COMBINES)
+    init: str = field("course", "course: vectors uniform(-1, 1); word2vec: uniform(-0.5/D, "
+                      "0.5/D), output weights zero.", choices=INITS)
+    # Data.
+    vocab_max_size: int = field(50_000, "Keep the most frequent words, <unk> included (0: no "
+                                "limit).", minimum=0)
+    vocab_min_count: int = field(1, "Words seen fewer times are <unk> (or dropped).", minimum=1)
+    drop_unknown: bool = field(False, "Drop the words outside the vocabulary from the text "
+                               "(word2vec.c, gensim) instead of reading them as <unk> (the "
+                               "course).")
+    pairs: str = field("course", "course: the course's generate_batch, sequential, in steps; "
+                       "word2vec: word2vec.c's subsampling and shrunk windows, in epochs.",
+                       choices=PAIRS)
+    skip_window: int = field(1, "course: context words on each side.", minimum=1)
+    num_skips: int = field(2, "course skip-gram: contexts drawn per center word.", minimum=1)
+    window: int = field(5, "word2vec: the largest window (shrunk at random per word).",
+                        minimum=1)
+    sample: float = field(1e-3, "word2vec: the subsampling threshold of frequent words "
+                          "(0: none).", minimum=0.0)
+    sentence_length: int = field(10_000, "word2vec: no window crosses a multiple of this "
+                                 "position (gensim's Text8Corpus: 10,000; 0: one text).",
+                                 minimum=0)
+    # Reporting.
+    analogy_restrict: int = field(30_000, "Analogies: answer among this many most frequent "
+                                  "words (gensim's restrict_vocab).", resumable=True, minimum=1)
+    nearest: tuple[str, ...] = field(("three", "would", "american", "king", "city", "war"),
+                                     "Words whose nearest neighbours each report prints.",
+                                     resumable=True)
+
+    def validate(self) -> Word2VecConfig:
+        super().validate()
+        if self.pairs == "course" and not self.by_steps:
+            raise ConfigError("`pairs=course` is an endless stream: set `train_steps` > 0")
+        if self.pairs == "word2vec" and self.by_steps:
+            raise ConfigError("`pairs=word2vec` is read in epochs: set `train_steps=0` and "
+                              "`num_epochs`")
+        if self.pairs == "course" and self.architecture == "skipgram":
+            if self.num_skips > 2 * self.skip_window:
+                raise ConfigError(f"`num_skips` ({self.num_skips}) must be <= 2 * skip_window "
+                                  f"({2 * self.skip_window})")
+            if self.batch_size % self.num_skips:
+                raise ConfigError(f"`batch_size` ({self.batch_size}) must be a multiple of "
+                                  f"num_skips ({self.num_skips})")
+        if self.vocab_max_size == 1:
+            raise ConfigError("`vocab_max_size` must be 0 (no limit) or >= 2, got 1")
+        return self
+
+
+Config = Word2VecConfig  # the task's config class, as `rnnzoo.zoo` looks it up
+
+
+@dataclasses.dataclass
+class WordData:
+    vocab: WordVocabulary
+    ids: np.ndarray  # int32 [n], the training text as ids
+    questions: list | None  # analogy sections, or None when the file is not found
+
+
+def load_data(config: Word2VecConfig, *, vocab=None, source_dir=None, tfds_dir=None) -> WordData:
+    """The training split as word ids, its vocabulary (with counts) and the analogy questions."""
+    words = word_tokens(corpora.load_text(config.corpus, "train", source_dir=source_dir,
+                                          tfds_dir=tfds_dir))
+    if vocab is None:
+        vocab = WordVocabulary.build(words, max_size=config.vocab_max_size or None,
+                                     min_count=config.vocab_min_count)
+    ids = vocab.encode(words, oov="skip" if config.drop_unknown else "unk").astype(np.int32)
+    return WordData(vocab=vocab, ids=ids, questions=find_questions(source_dir))
+
+
+def find_questions(source_dir=None):
+    """questions-words.txt from `source_dir` or `$RNNZOO_DATA_DIR`, or None if absent."""
+    for where in (source_dir, os.environ.get("RNNZOO_DATA_DIR")):
+        if where and (pathlib.Path(where) / QUESTIONS_FILE).is_file():
+            return analogy.read_questions(pathlib.Path(where) / QUESTIONS_FILE)
+    return None
+
+
+def build_model(config: Word2VecConfig, vocab: WordVocabulary) -> Word2Vec:
+    counts = skipgram.unigram_counts(vocab, unk=not config.drop_unknown)
+    return Word2Vec(len(vocab), config.embedding_dim, architecture=config.architecture,
+                    loss=config.loss, num_sampled=config.num_sampled, combine=config.combine,
+                    counts=counts if config.sampler == "unigram" else None,
+                    sampler=config.sampler, init=config.init, seed=config.seed)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    record: dict
+    model: Word2Vec
+    data: WordData
+    run: RunDir
+
+
+def train(config: Word2VecConfig, workdir, *, resume: bool = False, data: WordData | None = None,
+          source_dir=None, tfds_dir=None, log=print) -> TrainResult:
+    """Trains (or resumes) a word2vec run in `workdir`; `data` defaults to `config.corpus`."""
+    config.validate()
+    run = RunDir(workdir)
+    keras.utils.set_random_seed(config.seed)
+    if data is None:
+        data = load_data(config, source_dir=source_dir, tfds_dir=tfds_dir)
+    run.start(config, data.vocab, resume=resume)
+    log(f"corpus {config.corpus}: {len(data.ids):,} training words, vocabulary of "
+        f"{len(data.vocab):,}")
+
+    model = build_model(config, data.vocab)
+    total = config.train_steps or config.num_epochs * _plan(data, config, 1).num_batches(
+        config.batch_size, config.architecture)
+    optimizer = make_optimizer(config, total)
+    trainer = Trainer(model, optimizer, clip_norm=config.clip_norm or None,
+                      loss_fn=_loss_fn(config, optimizer), jit_compile=config.jit_compile)
+    checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints)
+    plan = TrainingPlan(
+        trainer=trainer, initial_carry=lambda: (), carries_state=False,
+        epoch_batches=lambda epoch: _epoch_dataset(data, config, epoch),
+        stream=lambda first: _stream(data, config, first),
+        evaluate=_evaluator(model, data, config),
+        train_metrics=lambda mean: {"loss": mean},
+        annotate=_words_per_sec(data, config),
+        on_report=_reporter(model, data, config, run, log))
+    record = fit(plan, config, run, checkpoints, resume=resume, log=log)
+    return TrainResult(record=record, model=model, data=data, run=run)
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def _plan(data: WordData, config: Word2VecConfig, epoch: int) -> skipgram.Word2VecPlan:
+    counts = skipgram.unigram_counts(data.vocab, unk=not config.drop_unknown)
+    return skipgram.word2vec_plan(data.ids, counts, window=config.window, sample=config.sample,
+                                  seed=config.seed, epoch=epoch,
+                                  sentence_length=config.sentence_length or None)
+
+
+def _epoch_dataset(data: WordData, config: Word2VecConfig, epoch: int) -> tf.data.Dataset:
+    plan = _plan(data, config, epoch)
+    if config.architecture == "skipgram":
+        return skipgram.word2vec_skipgram_dataset(plan, batch_size=config.batch_size)
+    return skipgram.word2vec_cbow_dataset(plan, batch_size=config.batch_size)
+
+
+def _stream(data: WordData, config: Word2VecConfig, first_batch: int):
+    if config.architecture == "skipgram":
+        dataset = skipgram.course_skipgram_dataset(
+            data.ids, batch_size=config.batch_size, num_skips=config.num_skips,
+            skip_window=config.skip_window, num_batches=config.train_steps - first_batch,
+            seed=config.seed, first_batch=first_batch)
+    else:
+        dataset = skipgram.course_cbow_dataset(
+            data.ids, batch_size=config.batch_size, skip_window=config.skip_window,
+            first_batch=first_batch)
+    for k, batch in enumerate(dataset, start=first_batch):
+        yield batch, k == 0
+
+
+def _loss_fn(config: Word2VecConfig, optimizer):
+    """`loss_fn(model, batch, carry, training)` for the trainer: summed loss over the batch.
+
+    The sampler's seed is `[config.seed, global step]` (the optimizer's iteration count)."""
+
+    def loss_fn(model, batch, carry, training):
+        seed = tf.stack([tf.constant(config.seed, tf.int32),
+                         tf.cast(optimizer.iterations, tf.int32)])
+        if config.architecture == "skipgram":
+            inputs, labels = batch
+        else:
+            contexts, mask, labels = batch
+            inputs = (contexts, mask)
+        hidden = model(inputs, training=training)
+        count = tf.cast(tf.shape(hidden)[0], tf.float32)
+        return model.sampled_loss(hidden, labels, seed), count, carry
+
+    return loss_fn
+
+
+def _words_per_sec(data: WordData, config: Word2VecConfig):
+    """Corpus words read per second: an epoch's words (before subsampling) over its time, or,
+    for the course's pairs, the center words of the steps since the last report."""
+    centers = (config.batch_size // config.num_skips if config.architecture == "skipgram"
+               else config.batch_size)
+
+    def annotate(record: dict, num_batches: int) -> dict:
+        words = len(data.ids) if not config.by_steps else num_batches * centers
+        return {"words_per_sec": words / record["seconds"]}
+
+    return annotate
+
+
+# ------------------------------------------------------------------- evaluation, reports
+
+
+def nearest_words(model: Word2Vec, vocab: WordVocabulary, words, k: int = 8) -> dict:
+    """The `k` nearest words (cosine) of each of `words` found in the vocabulary."""
+    unit = model.unit_vectors().numpy()
+    found = [w for w in words if w in vocab]
+    result = {}
+    for word in found:
+        scores = unit @ unit[vocab.token_to_id(word)]
+        scores[vocab.token_to_id(word)] = -np.inf
+        if vocab.unk_id is not None:
+            scores[vocab.unk_id] = -np.inf
+        top = np.argsort(-scores)[:k]
+        result[word] = [vocab.id_to_token(int(i)) for i in top]
+    return result
+
+
+def _evaluator(model: Word2Vec, data: WordData, config: Word2VecConfig):
+    if data.questions is None:
+        return None
+    words = data.vocab.tokens
+
+    def evaluate() -> dict:
+        result = analogy.evaluate_analogies(model.embeddings.numpy(), words, data.questions,
+                                            restrict_vocab=config.analogy_restrict)
+        return result.to_metrics()
+
+    return evaluate
+
+
+def _reporter(model, data: WordData, config: Word2VecConfig, run: RunDir, log):
+    def on_report(record: dict) -> None:
+        position = (f"step {record['step']}" if config.by_steps
+                    else f"epoch {record['epoch']}")
+        accuracy = (f", analogies {record['analogy_accuracy']:.1%} (semantic "
+                    f"{record['analogy_semantic']:.1%}, syntactic "
+                    f"{record['analogy_syntactic']:.1%})" if "analogy_accuracy" in record
+                    else "")
+        log(f"{position}, average loss {record['loss']:.3f}{accuracy}, "
+            f"{record['words_per_sec']:,.0f} words/sec")
+        neighbours = nearest_words(model, data.vocab, config.nearest)
+        lines = [f"Nearest to {w}: {', '.join(n)}" for w, n in neighbours.items()]
+        for line in lines:
+            log(f" - {line}")
+        run.append_samples(f"{position}\n" + "\n".join(lines))
+
+    return on_report
+
+
+def export_run(workdir, *args, **kwargs):
+    raise ConfigError(f"{workdir}: exporting word2vec runs is not implemented yet (issue 10)")

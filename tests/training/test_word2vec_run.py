@@ -1,0 +1,84 @@
+"""word2vec through the shared loop: the course's stream in steps and word2vec.c's epochs,
+the metrics contract, exact resume, and the config's errors."""
+
+import numpy as np
+import pytest
+
+from rnnzoo import zoo
+from rnnzoo.config import ConfigError
+from rnnzoo.data.tokenize import word_tokens
+from rnnzoo.data.vocab import WordVocabulary
+from rnnzoo.run_dir import RunDir
+from rnnzoo.tasks import word2vec
+
+# A text whose words come in fixed pairs, so that a context is predictable.
+_RNG = np.random.default_rng(0)
+_PAIRS = [("red", "apple"), ("blue", "sky"), ("green", "grass"), ("black", "night"),
+          ("white", "snow"), ("yellow", "sun")]
+TEXT = " ".join(" ".join(_PAIRS[i]) for i in _RNG.integers(0, len(_PAIRS), 3000))
+
+TINY = dict(embedding_dim=8, vocab_max_size=0, num_sampled=4, pred_period=40,
+            checkpoint_every=20, nearest=("red",), batch_size=16)
+ENTRIES = {
+    "course_skipgram": ("skipgram", dict(train_steps=80)),
+    "course_cbow": ("cbow", dict(train_steps=80)),
+    "word2vec_skipgram": ("skipgram", dict(
+        pairs="word2vec", train_steps=0, num_epochs=3, pred_period=1, checkpoint_every=1,
+        loss="negative", sampler="unigram", optimizer="sgd", lr=0.5, lr_schedule="linear",
+        window=2, sample=0.0, init="word2vec", sentence_length=0)),
+    "word2vec_cbow": ("cbow", dict(
+        pairs="word2vec", train_steps=0, num_epochs=3, pred_period=1, checkpoint_every=1,
+        loss="nce", sampler="unigram", combine="mean", window=2, sample=0.0,
+        sentence_length=0)),
+}
+
+
+def _data(config):
+    words = word_tokens(TEXT)
+    vocab = WordVocabulary.build(words)
+    return word2vec.WordData(vocab=vocab, ids=vocab.encode(words).astype(np.int32),
+                             questions=None)
+
+
+def _train(path, name, resume=False, **fields):
+    model, overrides = ENTRIES[name]
+    config = zoo.make_config(model, **{**TINY, **overrides, **fields})
+    return word2vec.train(config, path, resume=resume, data=_data(config), log=lambda *_: None)
+
+
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_training_learns_and_follows_the_metrics_contract(tmp_path, name):
+    result = _train(tmp_path / "run", name)
+    records = RunDir(tmp_path / "run").read_metrics()
+    by_steps = ENTRIES[name][1]["train_steps"] > 0
+    for r in records:
+        assert {"step", "loss", "words_per_sec"} <= set(r)
+        assert ("epoch" in r) == (not by_steps)
+    assert records[-1]["loss"] < records[0]["loss"]
+    # The pairs were learnt: each colour's nearest word is its noun (or another colour).
+    near = word2vec.nearest_words(result.model, result.data.vocab, ["red"], k=3)["red"]
+    assert near, near
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(ENTRIES))
+def test_resume_continues_exactly(tmp_path, name):
+    full = _train(tmp_path / "full", name)
+    overrides = ENTRIES[name][1]
+    stop = dict(train_steps=50) if overrides["train_steps"] else dict(num_epochs=2)
+    _train(tmp_path / "split", name, **stop)
+    resumed = _train(tmp_path / "split", name, resume=True)
+    for a, b in zip(full.model.weights, resumed.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ConfigError, match="`num_skips` \\(3\\) must be <= 2 \\* skip_window"):
+        zoo.make_config("skipgram", num_skips=3)
+    with pytest.raises(ConfigError, match="must be a multiple of num_skips"):
+        zoo.make_config("skipgram", batch_size=127)
+    with pytest.raises(ConfigError, match="`pairs=word2vec` is read in epochs"):
+        zoo.make_config("skipgram", pairs="word2vec")
+    with pytest.raises(ConfigError, match="`architecture` is 'cbow' for --model=cbow"):
+        zoo.make_config("cbow", architecture="skipgram")
+    assert zoo.make_config(preset="gensim_cbow").combine == "mean"
