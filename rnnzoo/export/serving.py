@@ -77,7 +77,7 @@ class GenerationModule(tf.Module):
 
     `generate` chooses as `rnnzoo.models.generation.TextGenerator` does (`choose_next`, seed
     `[seed, t]` at step `t`, `<unk>` never chosen); prefix characters outside the vocabulary
-    read as `<unk>`.
+    read as `<unk>`; a prefix that is not valid UTF-8 is an error.
 
     The signatures declare every input with its dtype and an unknown shape (`TensorSpec(None)`)
     and check the shapes above themselves: a loaded signature does not enforce a pinned shape,
@@ -138,6 +138,11 @@ class GenerationModule(tf.Module):
             ("temperature", temperature, [], "a scalar"),
             ("seed", seed, [], "a scalar"))
         batch = tf.size(prefix)
+        # Valid UTF-8 decodes and encodes back to the same bytes; invalid bytes come back as
+        # U+FFFD. A prefix that holds U+FFFD itself round-trips unchanged.
+        codepoints = tf.strings.unicode_decode(prefix, "UTF-8", errors="replace",
+                                               replacement_char=0xFFFD)
+        valid_utf8 = tf.equal(tf.strings.unicode_encode(codepoints, "UTF-8"), prefix)
         checks = [
             _check(batch > 0, "`prefix` must hold at least one string, got an empty batch"),
             _check(tf.reduce_all(tf.strings.length(prefix) > 0),
@@ -148,12 +153,15 @@ class GenerationModule(tf.Module):
             _check(tf.math.is_finite(temperature) & (temperature >= 0.0),
                    "`temperature` must be a finite number >= 0 (0 means greedy), got {}",
                    temperature),
+            _check(tf.reduce_all(valid_utf8),
+                   "every `prefix` must be valid UTF-8 text, got invalid bytes in the prefix(es) "
+                   "at batch index {}", tf.where(~valid_utf8)[:, 0]),
         ]
         with tf.control_dependencies(checks):
             prefix, num_chars = tf.identity(prefix), tf.identity(num_chars)
 
         # Teacher-forced ids: [batch, longest prefix], each row padded after its own length.
-        chars = tf.strings.unicode_split(prefix, "UTF-8", errors="replace")
+        chars = tf.strings.unicode_split(prefix, "UTF-8", errors="strict")
         ids = tf.ragged.map_flat_values(
             lambda c: tf.cast(self._token_to_id.lookup(tf.io.encode_base64(c)), tf.int32), chars)
         if not self._has_unk:

@@ -149,6 +149,45 @@ def test_signatures_still_take_the_right_shapes(exports, model_name):
                                  state=tf.zeros([0, state_size]))
 
 
+# Issue 13, item 10: a prefix that is not UTF-8 was read with U+FFFD for its bad bytes and came
+# back with them.
+BAD_UTF8 = {
+    "lone_byte": [b"\xff"],
+    "truncated": [b"\xe5\x88"],  # the first two bytes of 分
+    "overlong": [b"\xc0\x80"],
+    "surrogate": [b"\xed\xa0\x80"],
+    "past_max": [b"\xf4\x90\x80\x80"],
+    "one_of_a_batch": ["分开".encode(), b"the \xe5\x88", "不".encode()],
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_UTF8))
+def test_generate_rejects_invalid_utf8(exports, model_name, case):
+    saved = exports.get(model_name).loaded()
+    prefixes = BAD_UTF8[case]
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        _call(saved, "generate", dict(prefix=prefixes), 0)
+    message = generate.assertion_message(info.value.message)
+    bad = " ".join(str(i) for i, p in enumerate(prefixes) if not _is_utf8(p))
+    assert message == ("every `prefix` must be valid UTF-8 text, got invalid bytes in the "
+                       f"prefix(es) at batch index [{bad}]"), message
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")  # strict: no surrogates, no overlong forms, nothing past U+10FFFF
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_generate_takes_the_replacement_character_itself(saved):
+    """U+FFFD is a valid character: only invalid bytes are refused."""
+    out = saved.signatures["generate"](prefix=tf.constant(["分\ufffd"]), num_chars=tf.constant(3),
+                                       temperature=tf.constant(0.0), seed=tf.constant(0))
+    assert out["text"].numpy()[0].decode("utf-8").startswith("分\ufffd")
+
+
 def test_tflite_step_loop_rejects(exports):
     ex = exports.get("lstm")
     lm, meta = TFLiteStepModel(ex.tflite_path), ExportMetadata.load(ex.path / "model.json")
