@@ -8,6 +8,13 @@ Everything is written into a hidden staging directory beside `<output>` and move
 only once complete and checked (TFLite ops, logit parity with the SavedModel). A failed export
 removes its staging directory; an existing export is swapped out in one `renameat2` exchange on
 Linux (two renames elsewhere), so readers see the old export or the new one, never a mix.
+
+What may be replaced (`check_replaceable`): nothing but an empty directory or an rnnzoo export
+that holds only what rnnzoo wrote: its `model.json` must parse as an export's (`"format":
+"rnnzoo.export"`, `"version": 1`, checked strictly), and every file and directory in it must
+be one the export recorded in `model.json`'s `files` (exports older than that list: the known
+layout). Anything else is refused with an `ExportError` naming the directory and the files,
+and nothing is deleted.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import ctypes
 import dataclasses
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
@@ -25,7 +33,7 @@ import tensorflow as tf
 
 from rnnzoo.data.vocab import Vocabulary
 from rnnzoo.export import contract, parity, tflite
-from rnnzoo.export.metadata import ExportMetadata
+from rnnzoo.export.metadata import ExportMetadata, MetadataError
 from rnnzoo.export.serving import GenerationModule, write_vocab_asset
 from rnnzoo.run_dir import RunDir
 
@@ -113,7 +121,8 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
                 "max_abs_logit_diff_vs_saved_model": report.tflite_vs_saved_model,
                 "parity_steps": report.num_steps},
         saved_model={"dir": contract.SAVED_MODEL_DIR, "signatures": list(contract.SIGNATURES),
-                     "vocab_asset": f"assets/{contract.VOCAB_ASSET}"})
+                     "vocab_asset": f"assets/{contract.VOCAB_ASSET}"},
+        files=sorted([*(rel for rel, _ in _entries(directory)), contract.METADATA_FILE]))
     (directory / contract.METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
     return ExportResult(directory, metadata, report)
 
@@ -127,7 +136,8 @@ def check_quantize(quantize: str) -> None:
 def export_model_atomic(model, vocab: Vocabulary, output, **kwargs) -> ExportResult:
     """`export_model` into a staging directory, moved to `output` once complete and checked.
 
-    An existing export at `output` is replaced; any other non-empty directory is refused.
+    An existing export at `output` that holds only what rnnzoo wrote is replaced; anything else
+    is refused (`check_replaceable`).
     """
     output = pathlib.Path(output)
     with staged_directory(output) as staging:
@@ -217,21 +227,30 @@ def val_perplexity_from_metrics(run: RunDir, key: str = "epoch",
 # ---------------------------------------------------------------------------- atomicity
 
 
+# The files of an export written before `model.json` recorded them (`ExportMetadata.files`).
+_KNOWN_LAYOUT = tuple(re.compile(p) for p in (
+    re.escape(contract.METADATA_FILE), re.escape(contract.TFLITE_FILE),
+    re.escape(contract.SAVED_MODEL_DIR) + r"/(|saved_model\.pb|fingerprint\.pb|variables/|"
+    r"variables/variables\.index|variables/variables\.data-\d{5}-of-\d{5}|assets/|"
+    + re.escape(f"assets/{contract.VOCAB_ASSET}") + ")"))
+
+
 @contextlib.contextmanager
 def staged_directory(output):
     """Yields an empty staging directory beside `output`; moves it to `output` on success.
 
-    On an exception the staging directory is removed and `output` is left as it was.
+    `output` must be absent, an empty directory or a replaceable export (`check_replaceable`,
+    checked before and again just before the move). On an exception the staging directory is
+    removed and `output` is left as it was.
     """
     output = pathlib.Path(output).absolute()
-    if output.exists() and not _is_replaceable(output):
-        raise ExportError(f"{output} exists and is not an rnnzoo export (no "
-                          f"{contract.METADATA_FILE}); refusing to replace it")
+    check_replaceable(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
     try:
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
         yield staging
+        check_replaceable(output)  # again: files may have arrived during the export
         _move_into_place(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -243,10 +262,95 @@ def _umask() -> int:
     return mask
 
 
-def _is_replaceable(path: pathlib.Path) -> bool:
-    if not path.is_dir():
-        return False
-    return (path / contract.METADATA_FILE).is_file() or not any(path.iterdir())
+def check_replaceable(output) -> None:
+    """Raises `ExportError` unless an export may be written to `output`.
+
+    Allowed: `output` does not exist, or is an empty directory, or is an rnnzoo export that
+    holds only what rnnzoo wrote: a `model.json` that parses as an export's (format and version
+    checked strictly, `ExportMetadata.from_json`), and nothing but the files and directories
+    that it lists in `files` (the known layout for exports older than that list); a symbolic
+    link is never rnnzoo's. The error names `output` and what is in the way.
+    """
+    output = pathlib.Path(output)
+    if not os.path.lexists(output):
+        return
+    refuse = f"refusing to replace {output}"
+    if output.is_symlink() or not output.is_dir():
+        what = "a symbolic link" if output.is_symlink() else "not a directory"
+        raise ExportError(f"{output} exists and is not an rnnzoo export (it is {what}); {refuse}")
+    try:
+        top = sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "")
+                     for e in os.scandir(output))
+        if not top:
+            return
+        metadata_path = output / contract.METADATA_FILE
+        if (contract.METADATA_FILE not in top or metadata_path.is_symlink()
+                or not metadata_path.is_file()):
+            raise ExportError(f"{output} exists and is not an rnnzoo export (no "
+                              f"{contract.METADATA_FILE}; it holds {', '.join(_shown(top))}); "
+                              f"{refuse}")
+        try:
+            metadata = ExportMetadata.from_json(metadata_path.read_text(encoding="utf-8"),
+                                                source=str(metadata_path))
+        except (MetadataError, UnicodeDecodeError) as e:
+            raise ExportError(f"{output} exists and is not an rnnzoo export ({e}; it holds "
+                              f"{', '.join(_shown(top))}); {refuse}") from None
+        recorded = _recorded(metadata.files, metadata_path)
+
+        def is_ours(rel: str) -> bool:
+            if recorded is None:
+                return any(pattern.fullmatch(rel) for pattern in _KNOWN_LAYOUT)
+            return rel in recorded
+
+        # A foreign directory is named, not walked.
+        foreign = [rel for rel, kind in _entries(output, descend=is_ours)
+                   if kind == "other" or not is_ours(rel)]
+    except OSError as e:
+        raise ExportError(f"cannot read {output} to check it is an rnnzoo export: {e}; "
+                          f"{refuse}") from None
+    if foreign:
+        raise ExportError(f"{output} is an rnnzoo export, but holds files that rnnzoo did not "
+                          f"write: {', '.join(_shown(foreign))}; {refuse} (move them out of "
+                          "it, or export elsewhere)")
+
+
+def _recorded(files, source) -> set[str] | None:
+    """The entries `model.json` lists in `files` (None: not recorded); refuses a bad list."""
+    if files is None:
+        return None
+    if not isinstance(files, list) or not all(
+            isinstance(f, str) and f and not f.startswith("/")
+            and all(part not in ("", ".", "..") for part in f.removesuffix("/").split("/"))
+            for f in files):
+        raise ExportError(f"{source}: `files` must be a list of relative paths, got {files!r}; "
+                          f"refusing to replace {pathlib.Path(source).parent}")
+    return set(files)
+
+
+def _entries(root: pathlib.Path, descend=lambda rel: True) -> list[tuple[str, str]]:
+    """`(relative POSIX path, kind)` of everything under `root`, in order; kind: "file", "dir"
+    (the path ends in "/") or "other" (a symbolic link, a socket...: an export writes none).
+    Walks into a directory only if `descend(its path)`."""
+    found = []
+
+    def walk(directory: pathlib.Path, prefix: str) -> None:
+        with os.scandir(directory) as it:
+            for entry in sorted(it, key=lambda e: e.name):
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    found.append((rel + "/", "dir"))
+                    if descend(rel + "/"):
+                        walk(pathlib.Path(entry.path), rel + "/")
+                else:
+                    found.append((rel, "file" if entry.is_file(follow_symlinks=False)
+                                  else "other"))
+
+    walk(root, "")
+    return found
+
+
+def _shown(names: list[str], limit: int = 10) -> list[str]:
+    return names if len(names) <= limit else [*names[:limit], f"and {len(names) - limit} more"]
 
 
 def _move_into_place(staging: pathlib.Path, output: pathlib.Path) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -77,9 +78,9 @@ def test_replaces_a_previous_export_once_complete(run, tmp_path, monkeypatch, at
     seen = {}
     real_convert = tflite.convert_step
 
-    def convert_and_look(model, quantize):
+    def convert_and_look(model, quantize, **kwargs):
         seen["during"] = json.loads((output / "model.json").read_text())["quantize"]
-        return real_convert(model, quantize)
+        return real_convert(model, quantize, **kwargs)
 
     monkeypatch.setattr(exporter.tflite, "convert_step", convert_and_look)
     zoo.export_run(run.path, output, quantize="dynamic", log=lambda *_: None)
@@ -96,6 +97,124 @@ def test_refuses_to_replace_something_else(run, tmp_path):
     with pytest.raises(exporter.ExportError, match="not an rnnzoo export"):
         zoo.export_run(run.path, output, log=lambda *_: None)
     assert (output / "notes.txt").read_text() == "keep me"
+    assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------- what an export will and will not replace
+
+NOT_AN_EXPORTS_MODEL_JSON = {
+    "empty_object": "{}",
+    "any_json": '{"name": "my notes", "version": 1}',
+    "a_list": '["rnnzoo.export", 1]',
+    "not_json": "model.json of my own, not JSON",
+    "other_format": '{"format": "something.else", "version": 1}',
+    "no_version": '{"format": "rnnzoo.export"}',
+    "future_version": '{"format": "rnnzoo.export", "version": 2}',
+    "version_true": '{"format": "rnnzoo.export", "version": true}',
+    "version_float": '{"format": "rnnzoo.export", "version": 1.0}',
+    "marker_only": '{"format": "rnnzoo.export", "version": 1}',  # no export's fields
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_AN_EXPORTS_MODEL_JSON))
+def test_a_model_json_alone_does_not_make_an_export(run, tmp_path, case):
+    """Issue 13, item 1: any JSON named model.json let export delete the directory."""
+    output = tmp_path / "mine"
+    output.mkdir()
+    (output / "model.json").write_text(NOT_AN_EXPORTS_MODEL_JSON[case])
+    (output / "notes.txt").write_text("keep me")
+    (output / "data").mkdir()
+    (output / "data" / "table.csv").write_text("1,2\n")
+    before = _snapshot(output)
+    with pytest.raises(exporter.ExportError, match="not an rnnzoo export") as info:
+        zoo.export_run(run.path, output, log=lambda *_: None)
+    assert str(output) in str(info.value)
+    assert _snapshot(output) == before
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("foreign", ["notes.txt", "saved_model/assets/extra.txt", "mine/",
+                                     "link", "model.tflite.orig"])
+def test_refuses_to_replace_an_export_holding_foreign_files(run, tmp_path, foreign):
+    """Issue 13, item 1: re-exporting over an export deleted the files the user had put in it."""
+    output = tmp_path / "out"
+    zoo.export_run(run.path, output, log=lambda *_: None)
+    if foreign == "link":
+        (tmp_path / "target.txt").write_text("keep me")
+        (output / foreign).symlink_to(tmp_path / "target.txt")
+    elif foreign.endswith("/"):
+        (output / foreign).mkdir()
+        (output / foreign / "inside.txt").write_text("keep me")
+    else:
+        (output / foreign).write_text("keep me")
+    before = _snapshot(output)
+    with pytest.raises(exporter.ExportError, match="holds files that rnnzoo did not write") as info:
+        zoo.export_run(run.path, output, quantize="dynamic", log=lambda *_: None)
+    message = str(info.value)
+    assert str(output) in message and foreign in message
+    assert "inside.txt" not in message  # a foreign directory is named, not listed
+    assert _snapshot(output) == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_export_records_its_files(exports, model_name, tmp_path):
+    """model.json lists exactly what the export wrote; that, and only that, may be replaced."""
+    ex = exports.get(model_name)
+    files = json.loads((ex.path / "model.json").read_text())["files"]
+    assert files == sorted(rel for rel, _ in exporter._entries(ex.path))
+    assert {"model.json", "model.tflite", "saved_model/", "saved_model/saved_model.pb"} <= set(
+        files)
+    copy = tmp_path / "copy"
+    shutil.copytree(ex.path, copy)
+    exporter.check_replaceable(copy)
+    (copy / "saved_model" / "variables" / "mine.bin").write_bytes(b"x")
+    with pytest.raises(exporter.ExportError, match="saved_model/variables/mine.bin"):
+        exporter.check_replaceable(copy)
+
+
+def test_replaces_an_export_written_before_files_were_recorded(run, tmp_path):
+    """An export whose model.json has no `files` is checked against the known layout."""
+    output = tmp_path / "out"
+    zoo.export_run(run.path, output, log=lambda *_: None)
+    meta = json.loads((output / "model.json").read_text())
+    del meta["files"]
+    (output / "model.json").write_text(json.dumps(meta))
+    (output / "notes.txt").write_text("keep me")
+    with pytest.raises(exporter.ExportError, match="notes.txt"):
+        zoo.export_run(run.path, output, log=lambda *_: None)
+    (output / "notes.txt").unlink()
+    zoo.export_run(run.path, output, quantize="dynamic", log=lambda *_: None)
+    assert json.loads((output / "model.json").read_text())["quantize"] == "dynamic"
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("files", ["a string", ["../outside.txt"], ["/etc/passwd"], [1]])
+def test_refuses_a_bad_files_list(run, tmp_path, files):
+    output = tmp_path / "out"
+    zoo.export_run(run.path, output, log=lambda *_: None)
+    meta = json.loads((output / "model.json").read_text())
+    meta["files"] = files
+    (output / "model.json").write_text(json.dumps(meta))
+    before = _snapshot(output)
+    with pytest.raises(exporter.ExportError, match="`files` must be a list of relative paths"):
+        zoo.export_run(run.path, output, log=lambda *_: None)
+    assert _snapshot(output) == before
+
+
+def test_files_arriving_during_the_export_are_kept(run, tmp_path, monkeypatch):
+    output = tmp_path / "out"
+    zoo.export_run(run.path, output, log=lambda *_: None)
+    real_convert = tflite.convert_step
+
+    def convert_and_add(model, quantize, **kwargs):
+        (output / "late.txt").write_text("keep me")
+        return real_convert(model, quantize, **kwargs)
+
+    monkeypatch.setattr(exporter.tflite, "convert_step", convert_and_add)
+    with pytest.raises(exporter.ExportError, match="late.txt"):
+        zoo.export_run(run.path, output, quantize="dynamic", log=lambda *_: None)
+    assert (output / "late.txt").read_text() == "keep me"
+    assert json.loads((output / "model.json").read_text())["quantize"] == "none"
     assert _leftovers(tmp_path) == []
 
 
