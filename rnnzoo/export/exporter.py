@@ -15,6 +15,13 @@ that holds only what rnnzoo wrote: its `model.json` must parse as an export's (`
 be one the export recorded in `model.json`'s `files` (exports older than that list: the known
 layout). Anything else is refused with an `ExportError` naming the directory and the files,
 and nothing is deleted.
+
+The staging directory `.<output name>.tmp-<12 hex digits>/` holds the export being written
+(`export/`), the temporary files of the conversion (`tmp/`) and a lock file that the export
+holds (`flock`) until it ends. An export killed on the way leaves its staging directory; the
+next export to the same output removes each one whose lock it can take (the OS releases a dead
+process's lock) and leaves everything else alone: a live export's staging directory, and any
+name or directory it did not make.
 """
 
 from __future__ import annotations
@@ -25,9 +32,16 @@ import dataclasses
 import os
 import pathlib
 import re
+import secrets
 import shutil
+import stat
 import sys
 import tempfile
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks, so no staging directory is ever provably stale
+    fcntl = None
 
 import tensorflow as tf
 
@@ -53,7 +67,7 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
                  model_name: str | None = None, corpus: str | None = None,
                  checkpoint: str | None = None, epoch: int | None = None,
                  step: int | None = None, val_perplexity: float | None = None,
-                 val_perplexity_source: str | None = None) -> ExportResult:
+                 val_perplexity_source: str | None = None, scratch_dir=None) -> ExportResult:
     """Writes the SavedModel, `model.tflite` and `model.json` of `model` into `directory`.
 
     `directory` must not exist or be empty. Not atomic: `export_run` stages it.
@@ -66,6 +80,8 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
         model_name: the zoo entry (default: the model's cell type).
         corpus, checkpoint, epoch, step, val_perplexity, val_perplexity_source: recorded in
             `model.json` as they are.
+        scratch_dir: an existing directory for temporary files (removed before returning);
+            default the system's temporary directory.
 
     Raises:
         ExportError: the TFLite file needs non-builtin ops, or a float export's logits differ
@@ -81,14 +97,14 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
     saved_model_dir = directory / contract.SAVED_MODEL_DIR
     tflite_path = directory / contract.TFLITE_FILE
 
-    with tempfile.TemporaryDirectory(prefix="rnnzoo-vocab-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="rnnzoo-vocab-", dir=scratch_dir) as scratch:
         asset = pathlib.Path(scratch, contract.VOCAB_ASSET)
         write_vocab_asset(vocab, asset)  # tf.saved_model.save copies it into assets/
         module = GenerationModule(model, vocab, str(asset))
         tf.saved_model.save(module, str(saved_model_dir), signatures=module.signatures())
 
     try:
-        flatbuffer = tflite.convert_step(model, quantize)
+        flatbuffer = tflite.convert_step(model, quantize, scratch_dir=scratch_dir)
     except tflite.TFLiteExportError as e:
         raise ExportError(str(e)) from e
     tflite_path.write_bytes(flatbuffer)
@@ -141,7 +157,8 @@ def export_model_atomic(model, vocab: Vocabulary, output, **kwargs) -> ExportRes
     """
     output = pathlib.Path(output)
     with staged_directory(output) as staging:
-        result = export_model(model, vocab, staging, **kwargs)
+        result = export_model(model, vocab, staging.export, scratch_dir=staging.scratch,
+                              **kwargs)
     result.path = output
     return result
 
@@ -227,6 +244,9 @@ def val_perplexity_from_metrics(run: RunDir, key: str = "epoch",
 # ---------------------------------------------------------------------------- atomicity
 
 
+STAGING_LOCK = "lock"  # the lock file inside a staging directory
+_STAGING_SUFFIX = re.compile(r"\.tmp-[0-9a-f]{12}")  # after ".<output name>"
+
 # The files of an export written before `model.json` recorded them (`ExportMetadata.files`).
 _KNOWN_LAYOUT = tuple(re.compile(p) for p in (
     re.escape(contract.METADATA_FILE), re.escape(contract.TFLITE_FILE),
@@ -235,31 +255,39 @@ _KNOWN_LAYOUT = tuple(re.compile(p) for p in (
     + re.escape(f"assets/{contract.VOCAB_ASSET}") + ")"))
 
 
+@dataclasses.dataclass(frozen=True)
+class Staging:
+    """Where an export is being written: `export` (not created yet) and `scratch` (exists)."""
+
+    export: pathlib.Path
+    scratch: pathlib.Path
+
+
 @contextlib.contextmanager
 def staged_directory(output):
-    """Yields an empty staging directory beside `output`; moves it to `output` on success.
+    """Yields a `Staging` beside `output`; moves its `export` to `output` on success.
 
     `output` must be absent, an empty directory or a replaceable export (`check_replaceable`,
-    checked before and again just before the move). On an exception the staging directory is
-    removed and `output` is left as it was.
+    checked before and again just before the move). Stale staging directories of earlier
+    exports to `output` are removed first (`remove_stale_staging`). On an exception the staging
+    directory is removed and `output` is left as it was.
     """
     output = pathlib.Path(output).absolute()
     check_replaceable(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    remove_stale_staging(output)
+    staging, lock = _make_staging(output)
     try:
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
-        yield staging
+        scratch = staging / "tmp"
+        scratch.mkdir()
+        yield Staging(export=staging / "export", scratch=scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
         check_replaceable(output)  # again: files may have arrived during the export
-        _move_into_place(staging, output)
+        _move_into_place(staging / "export", output, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        if lock is not None:
+            os.close(lock)  # only now: the directory must not look stale while it exists
 
 
 def check_replaceable(output) -> None:
@@ -353,22 +381,107 @@ def _shown(names: list[str], limit: int = 10) -> list[str]:
     return names if len(names) <= limit else [*names[:limit], f"and {len(names) - limit} more"]
 
 
-def _move_into_place(staging: pathlib.Path, output: pathlib.Path) -> None:
-    """Renames `staging` to `output`; an existing `output` ends up in `staging` (then deleted)."""
-    if not output.exists():
-        os.rename(staging, output)
-        return
-    if _exchange(staging, output):
-        return
-    old = pathlib.Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
-    os.rename(output, old / "export")
+def remove_stale_staging(output) -> list[pathlib.Path]:
+    """Removes the staging directories of exports to `output` that were killed; returns them.
+
+    A directory beside `output` is removed only if its name is `.<output name>.tmp-<12 hex
+    digits>`, it is a directory (not a link), it holds the regular file `lock`, and that lock
+    can be taken: an export holds it until it ends, and the OS releases it when the process
+    dies. Anything else, a live export's staging directory included, is left alone. When the
+    killed export had already moved the old export aside but not yet the new one into place
+    (the two-renames path), the old export is moved back to `output` first.
+    """
+    if fcntl is None:
+        return []
+    output = pathlib.Path(output).absolute()
+    prefix = f".{output.name}"
+    removed = []
     try:
-        os.rename(staging, output)
+        candidates = [e for e in os.scandir(output.parent) if e.name.startswith(prefix)
+                      and _STAGING_SUFFIX.fullmatch(e.name[len(prefix):])
+                      and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    for entry in candidates:
+        staging = pathlib.Path(entry.path)
+        try:
+            lock = os.open(staging / STAGING_LOCK, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue  # no lock file: not made by this code, or not finished being made
+        try:
+            if not stat.S_ISREG(os.fstat(lock).st_mode):
+                continue
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live export holds it
+            previous = staging / "previous"
+            if previous.is_dir() and not previous.is_symlink() and not os.path.lexists(output):
+                try:
+                    os.rename(previous, output)
+                except OSError:
+                    continue  # keep it all rather than lose the old export
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging)
+        finally:
+            os.close(lock)
+    return removed
+
+
+def _make_staging(output: pathlib.Path) -> tuple[pathlib.Path, int | None]:
+    """Creates a private staging directory beside `output` and takes its lock.
+
+    Returns `(path, lock fd)`; the lock is held until the fd is closed. A concurrent
+    `remove_stale_staging` may take the lock of a directory just made, before this does, and
+    remove it: then this tries again with a new name.
+    """
+    for _ in range(100):
+        staging = output.parent / f".{output.name}.tmp-{secrets.token_hex(6)}"
+        try:
+            os.mkdir(staging, 0o700)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ExportError(f"cannot create a staging directory beside {output}: {e}") from None
+        if fcntl is None:
+            return staging, None
+        lock_path = staging / STAGING_LOCK
+        try:
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileNotFoundError:
+            continue  # removed under us
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = os.stat(lock_path, follow_symlinks=False)
+            mine = os.fstat(lock)
+            if (held.st_dev, held.st_ino) == (mine.st_dev, mine.st_ino):
+                return staging, lock
+        except OSError:
+            pass  # locked or removed by a cleaner: it removes the directory
+        os.close(lock)
+    raise ExportError(f"cannot create a staging directory beside {output}")
+
+
+def _move_into_place(export: pathlib.Path, output: pathlib.Path,
+                     staging: pathlib.Path) -> None:
+    """Renames `export` to `output`; an existing `output` ends up in `staging` (then deleted).
+
+    With `renameat2(RENAME_EXCHANGE)` the old export lands at `export`'s path; otherwise it is
+    first renamed to `staging/previous` (which `remove_stale_staging` puts back if the process
+    dies before the second rename).
+    """
+    if not output.exists():
+        os.rename(export, output)
+        return
+    if _exchange(export, output):
+        return
+    previous = staging / "previous"
+    os.rename(output, previous)
+    try:
+        os.rename(export, output)
     except BaseException:
-        os.rename(old / "export", output)
+        os.rename(previous, output)
         raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _exchange(a: pathlib.Path, b: pathlib.Path) -> bool:
