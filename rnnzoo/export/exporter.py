@@ -8,6 +8,20 @@ Everything is written into a hidden staging directory beside `<output>` and move
 only once complete and checked (TFLite ops, logit parity with the SavedModel). A failed export
 removes its staging directory; an existing export is swapped out in one `renameat2` exchange on
 Linux (two renames elsewhere), so readers see the old export or the new one, never a mix.
+
+What may be replaced (`check_replaceable`): nothing but an empty directory or an rnnzoo export
+that holds only what rnnzoo wrote: its `model.json` must parse as an export's (`"format":
+"rnnzoo.export"`, `"version": 1`, checked strictly), and every file and directory in it must
+be one the export recorded in `model.json`'s `files` (exports older than that list: the known
+layout). Anything else is refused with an `ExportError` naming the directory and the files,
+and nothing is deleted.
+
+The staging directory `.<output name>.tmp-<12 hex digits>/` holds the export being written
+(`export/`), the temporary files of the conversion (`tmp/`) and a lock file that the export
+holds (`flock`) until it ends. An export killed on the way leaves its staging directory; the
+next export to the same output removes each one whose lock it can take (the OS releases a dead
+process's lock) and leaves everything else alone: a live export's staging directory, and any
+name or directory it did not make.
 """
 
 from __future__ import annotations
@@ -17,15 +31,23 @@ import ctypes
 import dataclasses
 import os
 import pathlib
+import re
+import secrets
 import shutil
+import stat
 import sys
 import tempfile
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks, so no staging directory is ever provably stale
+    fcntl = None
 
 import tensorflow as tf
 
 from rnnzoo.data.vocab import Vocabulary
 from rnnzoo.export import contract, parity, tflite
-from rnnzoo.export.metadata import ExportMetadata
+from rnnzoo.export.metadata import ExportMetadata, MetadataError
 from rnnzoo.export.serving import GenerationModule, write_vocab_asset
 from rnnzoo.run_dir import RunDir
 
@@ -45,7 +67,7 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
                  model_name: str | None = None, corpus: str | None = None,
                  checkpoint: str | None = None, epoch: int | None = None,
                  step: int | None = None, val_perplexity: float | None = None,
-                 val_perplexity_source: str | None = None) -> ExportResult:
+                 val_perplexity_source: str | None = None, scratch_dir=None) -> ExportResult:
     """Writes the SavedModel, `model.tflite` and `model.json` of `model` into `directory`.
 
     `directory` must not exist or be empty. Not atomic: `export_run` stages it.
@@ -58,6 +80,8 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
         model_name: the zoo entry (default: the model's cell type).
         corpus, checkpoint, epoch, step, val_perplexity, val_perplexity_source: recorded in
             `model.json` as they are.
+        scratch_dir: an existing directory for temporary files (removed before returning);
+            default the system's temporary directory.
 
     Raises:
         ExportError: the TFLite file needs non-builtin ops, or a float export's logits differ
@@ -73,14 +97,14 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
     saved_model_dir = directory / contract.SAVED_MODEL_DIR
     tflite_path = directory / contract.TFLITE_FILE
 
-    with tempfile.TemporaryDirectory(prefix="rnnzoo-vocab-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="rnnzoo-vocab-", dir=scratch_dir) as scratch:
         asset = pathlib.Path(scratch, contract.VOCAB_ASSET)
         write_vocab_asset(vocab, asset)  # tf.saved_model.save copies it into assets/
         module = GenerationModule(model, vocab, str(asset))
         tf.saved_model.save(module, str(saved_model_dir), signatures=module.signatures())
 
     try:
-        flatbuffer = tflite.convert_step(model, quantize)
+        flatbuffer = tflite.convert_step(model, quantize, scratch_dir=scratch_dir)
     except tflite.TFLiteExportError as e:
         raise ExportError(str(e)) from e
     tflite_path.write_bytes(flatbuffer)
@@ -113,7 +137,8 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
                 "max_abs_logit_diff_vs_saved_model": report.tflite_vs_saved_model,
                 "parity_steps": report.num_steps},
         saved_model={"dir": contract.SAVED_MODEL_DIR, "signatures": list(contract.SIGNATURES),
-                     "vocab_asset": f"assets/{contract.VOCAB_ASSET}"})
+                     "vocab_asset": f"assets/{contract.VOCAB_ASSET}"},
+        files=sorted([*(rel for rel, _ in _entries(directory)), contract.METADATA_FILE]))
     (directory / contract.METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
     return ExportResult(directory, metadata, report)
 
@@ -127,11 +152,13 @@ def check_quantize(quantize: str) -> None:
 def export_model_atomic(model, vocab: Vocabulary, output, **kwargs) -> ExportResult:
     """`export_model` into a staging directory, moved to `output` once complete and checked.
 
-    An existing export at `output` is replaced; any other non-empty directory is refused.
+    An existing export at `output` that holds only what rnnzoo wrote is replaced; anything else
+    is refused (`check_replaceable`).
     """
     output = pathlib.Path(output)
     with staged_directory(output) as staging:
-        result = export_model(model, vocab, staging, **kwargs)
+        result = export_model(model, vocab, staging.export, scratch_dir=staging.scratch,
+                              **kwargs)
     result.path = output
     return result
 
@@ -217,54 +244,244 @@ def val_perplexity_from_metrics(run: RunDir, key: str = "epoch",
 # ---------------------------------------------------------------------------- atomicity
 
 
+STAGING_LOCK = "lock"  # the lock file inside a staging directory
+_STAGING_SUFFIX = re.compile(r"\.tmp-[0-9a-f]{12}")  # after ".<output name>"
+
+# The files of an export written before `model.json` recorded them (`ExportMetadata.files`).
+_KNOWN_LAYOUT = tuple(re.compile(p) for p in (
+    re.escape(contract.METADATA_FILE), re.escape(contract.TFLITE_FILE),
+    re.escape(contract.SAVED_MODEL_DIR) + r"/(|saved_model\.pb|fingerprint\.pb|variables/|"
+    r"variables/variables\.index|variables/variables\.data-\d{5}-of-\d{5}|assets/|"
+    + re.escape(f"assets/{contract.VOCAB_ASSET}") + ")"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Staging:
+    """Where an export is being written: `export` (not created yet) and `scratch` (exists)."""
+
+    export: pathlib.Path
+    scratch: pathlib.Path
+
+
 @contextlib.contextmanager
 def staged_directory(output):
-    """Yields an empty staging directory beside `output`; moves it to `output` on success.
+    """Yields a `Staging` beside `output`; moves its `export` to `output` on success.
 
-    On an exception the staging directory is removed and `output` is left as it was.
+    `output` must be absent, an empty directory or a replaceable export (`check_replaceable`,
+    checked before and again just before the move). Stale staging directories of earlier
+    exports to `output` are removed first (`remove_stale_staging`). On an exception the staging
+    directory is removed and `output` is left as it was.
     """
     output = pathlib.Path(output).absolute()
-    if output.exists() and not _is_replaceable(output):
-        raise ExportError(f"{output} exists and is not an rnnzoo export (no "
-                          f"{contract.METADATA_FILE}); refusing to replace it")
+    check_replaceable(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=output.parent))
+    remove_stale_staging(output)
+    staging, lock = _make_staging(output)
     try:
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
-        yield staging
-        _move_into_place(staging, output)
+        scratch = staging / "tmp"
+        scratch.mkdir()
+        yield Staging(export=staging / "export", scratch=scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+        check_replaceable(output)  # again: files may have arrived during the export
+        _move_into_place(staging / "export", output, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)  # only now: the directory must not look stale while it exists
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+def check_replaceable(output) -> None:
+    """Raises `ExportError` unless an export may be written to `output`.
 
-
-def _is_replaceable(path: pathlib.Path) -> bool:
-    if not path.is_dir():
-        return False
-    return (path / contract.METADATA_FILE).is_file() or not any(path.iterdir())
-
-
-def _move_into_place(staging: pathlib.Path, output: pathlib.Path) -> None:
-    """Renames `staging` to `output`; an existing `output` ends up in `staging` (then deleted)."""
-    if not output.exists():
-        os.rename(staging, output)
+    Allowed: `output` does not exist, or is an empty directory, or is an rnnzoo export that
+    holds only what rnnzoo wrote: a `model.json` that parses as an export's (format and version
+    checked strictly, `ExportMetadata.from_json`), and nothing but the files and directories
+    that it lists in `files` (the known layout for exports older than that list); a symbolic
+    link is never rnnzoo's. The error names `output` and what is in the way.
+    """
+    output = pathlib.Path(output)
+    if not os.path.lexists(output):
         return
-    if _exchange(staging, output):
-        return
-    old = pathlib.Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
-    os.rename(output, old / "export")
+    refuse = f"refusing to replace {output}"
+    if output.is_symlink() or not output.is_dir():
+        what = "a symbolic link" if output.is_symlink() else "not a directory"
+        raise ExportError(f"{output} exists and is not an rnnzoo export (it is {what}); {refuse}")
     try:
-        os.rename(staging, output)
+        top = sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "")
+                     for e in os.scandir(output))
+        if not top:
+            return
+        metadata_path = output / contract.METADATA_FILE
+        if (contract.METADATA_FILE not in top or metadata_path.is_symlink()
+                or not metadata_path.is_file()):
+            raise ExportError(f"{output} exists and is not an rnnzoo export (no "
+                              f"{contract.METADATA_FILE}; it holds {', '.join(_shown(top))}); "
+                              f"{refuse}")
+        try:
+            metadata = ExportMetadata.from_json(metadata_path.read_text(encoding="utf-8"),
+                                                source=str(metadata_path))
+        except (MetadataError, UnicodeDecodeError) as e:
+            raise ExportError(f"{output} exists and is not an rnnzoo export ({e}; it holds "
+                              f"{', '.join(_shown(top))}); {refuse}") from None
+        recorded = _recorded(metadata.files, metadata_path)
+
+        def is_ours(rel: str) -> bool:
+            if recorded is None:
+                return any(pattern.fullmatch(rel) for pattern in _KNOWN_LAYOUT)
+            return rel in recorded
+
+        # A foreign directory is named, not walked.
+        foreign = [rel for rel, kind in _entries(output, descend=is_ours)
+                   if kind == "other" or not is_ours(rel)]
+    except OSError as e:
+        raise ExportError(f"cannot read {output} to check it is an rnnzoo export: {e}; "
+                          f"{refuse}") from None
+    if foreign:
+        raise ExportError(f"{output} is an rnnzoo export, but holds files that rnnzoo did not "
+                          f"write: {', '.join(_shown(foreign))}; {refuse} (move them out of "
+                          "it, or export elsewhere)")
+
+
+def _recorded(files, source) -> set[str] | None:
+    """The entries `model.json` lists in `files` (None: not recorded); refuses a bad list."""
+    if files is None:
+        return None
+    if not isinstance(files, list) or not all(
+            isinstance(f, str) and f and not f.startswith("/")
+            and all(part not in ("", ".", "..") for part in f.removesuffix("/").split("/"))
+            for f in files):
+        raise ExportError(f"{source}: `files` must be a list of relative paths, got {files!r}; "
+                          f"refusing to replace {pathlib.Path(source).parent}")
+    return set(files)
+
+
+def _entries(root: pathlib.Path, descend=lambda rel: True) -> list[tuple[str, str]]:
+    """`(relative POSIX path, kind)` of everything under `root`, in order; kind: "file", "dir"
+    (the path ends in "/") or "other" (a symbolic link, a socket...: an export writes none).
+    Walks into a directory only if `descend(its path)`."""
+    found = []
+
+    def walk(directory: pathlib.Path, prefix: str) -> None:
+        with os.scandir(directory) as it:
+            for entry in sorted(it, key=lambda e: e.name):
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    found.append((rel + "/", "dir"))
+                    if descend(rel + "/"):
+                        walk(pathlib.Path(entry.path), rel + "/")
+                else:
+                    found.append((rel, "file" if entry.is_file(follow_symlinks=False)
+                                  else "other"))
+
+    walk(root, "")
+    return found
+
+
+def _shown(names: list[str], limit: int = 10) -> list[str]:
+    return names if len(names) <= limit else [*names[:limit], f"and {len(names) - limit} more"]
+
+
+def remove_stale_staging(output) -> list[pathlib.Path]:
+    """Removes the staging directories of exports to `output` that were killed; returns them.
+
+    A directory beside `output` is removed only if its name is `.<output name>.tmp-<12 hex
+    digits>`, it is a directory (not a link), it holds the regular file `lock`, and that lock
+    can be taken: an export holds it until it ends, and the OS releases it when the process
+    dies. Anything else, a live export's staging directory included, is left alone. When the
+    killed export had already moved the old export aside but not yet the new one into place
+    (the two-renames path), the old export is moved back to `output` first.
+    """
+    if fcntl is None:
+        return []
+    output = pathlib.Path(output).absolute()
+    prefix = f".{output.name}"
+    removed = []
+    try:
+        candidates = [e for e in os.scandir(output.parent) if e.name.startswith(prefix)
+                      and _STAGING_SUFFIX.fullmatch(e.name[len(prefix):])
+                      and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    for entry in candidates:
+        staging = pathlib.Path(entry.path)
+        try:
+            lock = os.open(staging / STAGING_LOCK, os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue  # no lock file: not made by this code, or not finished being made
+        try:
+            if not stat.S_ISREG(os.fstat(lock).st_mode):
+                continue
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live export holds it
+            previous = staging / "previous"
+            if previous.is_dir() and not previous.is_symlink() and not os.path.lexists(output):
+                try:
+                    os.rename(previous, output)
+                except OSError:
+                    continue  # keep it all rather than lose the old export
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging)
+        finally:
+            os.close(lock)
+    return removed
+
+
+def _make_staging(output: pathlib.Path) -> tuple[pathlib.Path, int | None]:
+    """Creates a private staging directory beside `output` and takes its lock.
+
+    Returns `(path, lock fd)`; the lock is held until the fd is closed. A concurrent
+    `remove_stale_staging` may take the lock of a directory just made, before this does, and
+    remove it: then this tries again with a new name.
+    """
+    for _ in range(100):
+        staging = output.parent / f".{output.name}.tmp-{secrets.token_hex(6)}"
+        try:
+            os.mkdir(staging, 0o700)
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ExportError(f"cannot create a staging directory beside {output}: {e}") from None
+        if fcntl is None:
+            return staging, None
+        lock_path = staging / STAGING_LOCK
+        try:
+            lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileNotFoundError:
+            continue  # removed under us
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = os.stat(lock_path, follow_symlinks=False)
+            mine = os.fstat(lock)
+            if (held.st_dev, held.st_ino) == (mine.st_dev, mine.st_ino):
+                return staging, lock
+        except OSError:
+            pass  # locked or removed by a cleaner: it removes the directory
+        os.close(lock)
+    raise ExportError(f"cannot create a staging directory beside {output}")
+
+
+def _move_into_place(export: pathlib.Path, output: pathlib.Path,
+                     staging: pathlib.Path) -> None:
+    """Renames `export` to `output`; an existing `output` ends up in `staging` (then deleted).
+
+    With `renameat2(RENAME_EXCHANGE)` the old export lands at `export`'s path; otherwise it is
+    first renamed to `staging/previous` (which `remove_stale_staging` puts back if the process
+    dies before the second rename).
+    """
+    if not output.exists():
+        os.rename(export, output)
+        return
+    if _exchange(export, output):
+        return
+    previous = staging / "previous"
+    os.rename(output, previous)
+    try:
+        os.rename(export, output)
     except BaseException:
-        os.rename(old / "export", output)
+        os.rename(previous, output)
         raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _exchange(a: pathlib.Path, b: pathlib.Path) -> bool:

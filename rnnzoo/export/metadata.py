@@ -45,6 +45,10 @@ class ExportMetadata:
         tflite: file name, signature, batch size, tensor names, size in bytes, and the largest
             logit difference from the SavedModel measured at export time.
         saved_model: directory name and signature names.
+        files: every file and directory the export wrote, relative to the export directory, in
+            POSIX form, directories ending in "/" (`model.json` included; None in exports
+            written before it was recorded). A new export replaces an old one only if the old
+            one holds nothing else (`rnnzoo.export.exporter`).
     """
 
     model: str
@@ -73,6 +77,7 @@ class ExportMetadata:
     oov_policy_text: str = contract.OOV_POLICY_TEXT
     max_num_chars: int = contract.MAX_NUM_CHARS
     max_batch_size: int = contract.MAX_BATCH_SIZE
+    files: list[str] | None = None
 
     def __post_init__(self):
         if self.vocab_size != len(self.vocab):
@@ -101,8 +106,10 @@ class ExportMetadata:
         except json.JSONDecodeError as e:
             raise MetadataError(f"{source} is not valid JSON: {e}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise MetadataError(f"{source} is not an {FORMAT!r} file")
-        if data.get("version") != VERSION:
+            raise MetadataError(f"{source} is not an {FORMAT!r} file (it has no "
+                                f'"format": "{FORMAT}")')
+        # `type(...) is int`: JSON's true and 1.0 compare equal to 1, but rnnzoo never wrote them.
+        if type(data.get("version")) is not int or data["version"] != VERSION:
             raise MetadataError(f"{source} has version {data.get('version')!r}; this code reads "
                                 f"version {VERSION}")
         fields = {f.name for f in dataclasses.fields(cls)}

@@ -77,8 +77,15 @@ class GenerationModule(tf.Module):
 
     `generate` chooses as `rnnzoo.models.generation.TextGenerator` does (`choose_next`, seed
     `[seed, t]` at step `t`, `<unk>` never chosen); prefix characters outside the vocabulary
-    read as `<unk>`. Bad arguments raise InvalidArgumentError with a message naming the
-    argument and the value; the checks run before anything is allocated.
+    read as `<unk>`; a prefix that is not valid UTF-8 is an error.
+
+    The signatures declare every input with its dtype and an unknown shape (`TensorSpec(None)`)
+    and check the shapes above themselves: a loaded signature does not enforce a pinned shape,
+    so another shape ran into a graph traced for the pinned one and failed deep inside it, in
+    TensorFlow's words (a state of the wrong width at `tf.split`).
+    Bad arguments raise InvalidArgumentError with a message naming the argument and the value
+    (for a shape: the expected shape and the given one); the shape checks run first, then the
+    value checks, and both before anything is allocated.
     """
 
     def __init__(self, model, vocab, vocab_asset, name=None):
@@ -102,18 +109,19 @@ class GenerationModule(tf.Module):
                 vocab_asset, tf.int64, lines.LINE_NUMBER, tf.string, lines.WHOLE_LINE,
                 vocab_size=len(vocab)),
             default_value="")
+        # Shapes are checked inside (`_checked_shapes`), so the signatures pin the dtypes only.
         self.generate = tf.function(self._generate, input_signature=[
-            tf.TensorSpec([None], tf.string, name="prefix"),
-            tf.TensorSpec([], tf.int32, name="num_chars"),
-            tf.TensorSpec([], tf.float32, name="temperature"),
-            tf.TensorSpec([], tf.int32, name="seed"),
+            tf.TensorSpec(None, tf.string, name="prefix"),
+            tf.TensorSpec(None, tf.int32, name="num_chars"),
+            tf.TensorSpec(None, tf.float32, name="temperature"),
+            tf.TensorSpec(None, tf.int32, name="seed"),
         ])
         self.step = tf.function(self._step, input_signature=[
-            tf.TensorSpec([None], tf.int32, name="token_ids"),
-            tf.TensorSpec([None, self._state_size], tf.float32, name="state"),
+            tf.TensorSpec(None, tf.int32, name="token_ids"),
+            tf.TensorSpec(None, tf.float32, name="state"),
         ])
         self.initial_state = tf.function(self._initial_state, input_signature=[
-            tf.TensorSpec([], tf.int32, name="batch_size"),
+            tf.TensorSpec(None, tf.int32, name="batch_size"),
         ])
 
     def signatures(self) -> dict:
@@ -124,7 +132,17 @@ class GenerationModule(tf.Module):
     # --------------------------------------------------------------------------- generate
 
     def _generate(self, prefix, num_chars, temperature, seed):
+        prefix, num_chars, temperature, seed = _checked_shapes(
+            ("prefix", prefix, [None], "a vector of strings"),
+            ("num_chars", num_chars, [], "a scalar"),
+            ("temperature", temperature, [], "a scalar"),
+            ("seed", seed, [], "a scalar"))
         batch = tf.size(prefix)
+        # Valid UTF-8 decodes and encodes back to the same bytes; invalid bytes come back as
+        # U+FFFD. A prefix that holds U+FFFD itself round-trips unchanged.
+        codepoints = tf.strings.unicode_decode(prefix, "UTF-8", errors="replace",
+                                               replacement_char=0xFFFD)
+        valid_utf8 = tf.equal(tf.strings.unicode_encode(codepoints, "UTF-8"), prefix)
         checks = [
             _check(batch > 0, "`prefix` must hold at least one string, got an empty batch"),
             _check(tf.reduce_all(tf.strings.length(prefix) > 0),
@@ -135,12 +153,15 @@ class GenerationModule(tf.Module):
             _check(tf.math.is_finite(temperature) & (temperature >= 0.0),
                    "`temperature` must be a finite number >= 0 (0 means greedy), got {}",
                    temperature),
+            _check(tf.reduce_all(valid_utf8),
+                   "every `prefix` must be valid UTF-8 text, got invalid bytes in the prefix(es) "
+                   "at batch index {}", tf.where(~valid_utf8)[:, 0]),
         ]
         with tf.control_dependencies(checks):
             prefix, num_chars = tf.identity(prefix), tf.identity(num_chars)
 
         # Teacher-forced ids: [batch, longest prefix], each row padded after its own length.
-        chars = tf.strings.unicode_split(prefix, "UTF-8", errors="replace")
+        chars = tf.strings.unicode_split(prefix, "UTF-8", errors="strict")
         ids = tf.ragged.map_flat_values(
             lambda c: tf.cast(self._token_to_id.lookup(tf.io.encode_base64(c)), tf.int32), chars)
         if not self._has_unk:
@@ -180,6 +201,9 @@ class GenerationModule(tf.Module):
     # ------------------------------------------------------------------------ step loop
 
     def _step(self, token_ids, state):
+        token_ids, state = _checked_shapes(
+            ("token_ids", token_ids, [None], "a vector of ids"),
+            ("state", state, [None, self._state_size], "a batch of packed states"))
         batch = tf.shape(token_ids)[0]
         checks = [
             _check(batch > 0, "`token_ids` must hold at least one id, got an empty batch"),
@@ -195,6 +219,7 @@ class GenerationModule(tf.Module):
         return {"logits": logits, "state": state}
 
     def _initial_state(self, batch_size):
+        (batch_size,) = _checked_shapes(("batch_size", batch_size, [], "a scalar"))
         with tf.control_dependencies([_check(
                 (batch_size >= 1) & (batch_size <= contract.MAX_BATCH_SIZE),
                 f"`batch_size` must be between 1 and {contract.MAX_BATCH_SIZE}, got {{}}",
@@ -207,6 +232,36 @@ def _check(condition, template, *values):
     """`tf.debugging.Assert` whose message is `template` with `{}` filled by `values`."""
     message = tf.strings.format(template, values) if values else template
     return tf.debugging.Assert(condition, [message])
+
+
+def _checked_shapes(*specs):
+    """Checks each `(name, tensor, shape, what)` has `shape` (`None`: any size, a batch).
+
+    Returns the tensors, to be used instead of the given ones: they run only after every check
+    passed, and carry the checked shape statically. A wrong shape raises InvalidArgumentError
+    "`name` must have shape [batch, 48] (what), got shape [1, 5]".
+
+    The static shape comes from a `tf.reshape` (a no-op once the check passed), not from
+    `tf.ensure_shape` or `set_shape`: Grappler's shape inference carries a shape that those give
+    a tensor back to its `tf.identity` input, folds the check into "always true" and drops it,
+    and the wrong shape then fails later in TensorFlow's own words. A reshape's output shape
+    says nothing about its input's.
+    """
+    checks = []
+    for name, tensor, shape, what in specs:
+        actual = tf.shape(tensor)
+        want = tf.constant([-1 if d is None else d for d in shape], tf.int32)
+        # `actual` padded or cut to len(shape), so the comparison is defined for any rank.
+        padded = tf.pad(actual, [[0, tf.maximum(0, len(shape) - tf.size(actual))]])[:len(shape)]
+        ok = tf.equal(tf.size(actual), len(shape)) & tf.reduce_all((want < 0) | (padded == want))
+        expected = "[" + ", ".join("batch" if d is None else str(d) for d in shape) + "]"
+        given = tf.strings.join(["[", tf.strings.reduce_join(tf.strings.as_string(actual),
+                                                             separator=", "), "]"])
+        checks.append(tf.debugging.Assert(ok, [tf.strings.join([
+            f"`{name}` must have shape {expected} ({what}), got shape ", given])]))
+    with tf.control_dependencies(checks):
+        return tuple(tf.reshape(tf.identity(tensor), [-1 if d is None else d for d in shape])
+                     for _, tensor, shape, _ in specs)
 
 
 def write_vocab_asset(vocab, path) -> None:

@@ -36,18 +36,21 @@ class TFLiteExportError(RuntimeError):
     """The TFLite conversion failed or produced a file the stock runtime cannot run."""
 
 
-def convert_step(model, quantize: str = "none") -> bytes:
+def convert_step(model, quantize: str = "none", *, scratch_dir=None) -> bytes:
     """The `.tflite` flatbuffer of `model`'s batch-1 `step` signature.
 
     Args:
         model: a `CharLM`.
         quantize: "none" (float32), "dynamic" (int8 weights, float activations: dynamic-range
             quantization) or "float16" (float16 weights, computed in float32).
+        scratch_dir: an existing directory for the two intermediate SavedModels (removed before
+            returning); default the system's temporary directory. An export passes its staging
+            directory, so that a killed export leaves nothing elsewhere.
     """
     if quantize not in contract.QUANTIZE_MODES:
         raise ValueError(f"`quantize` must be one of {list(contract.QUANTIZE_MODES)}, "
                          f"got {quantize!r}")
-    with tempfile.TemporaryDirectory(prefix="rnnzoo-tflite-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="rnnzoo-tflite-", dir=scratch_dir) as scratch:
         first, second = pathlib.Path(scratch, "module"), pathlib.Path(scratch, "reloaded")
         module = TFLiteStepModule(model)
         tf.saved_model.save(module, str(first), signatures={contract.STEP: module.step})
