@@ -14,6 +14,7 @@ import sys
 
 from absl import app, flags, logging
 
+from rnnzoo import flags_util
 from rnnzoo.export.contract import QUANTIZE_MODES
 
 flags.DEFINE_string("workdir", None, "Run directory to export (config.json, vocab.json, "
@@ -33,8 +34,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # Only flags: flags_util.flags_parser refuses other arguments.
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines about saving
     from rnnzoo import zoo
@@ -52,4 +52,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=flags_util.flags_parser("python export.py --helpfull"))

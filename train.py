@@ -45,19 +45,16 @@ def define_flags(argv) -> None:
     flags_util.define_config_flags(config_class, defaults)
 
 
-def parse_flags(argv):
-    """absl's parser, but a bad flag ends with one `error:` line (no page of help first)."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        model = flags_util.peek(argv, "model") or "lstm"
-        sys.exit(f"error: {e}\n(`python train.py --model={model} --helpfull` lists the flags "
-                 "of that model)")
+def _help_command(argv) -> str:
+    """The `--helpfull` command for the model (or preset) on the command line, if it is one."""
+    model, preset = flags_util.peek(argv, "model"), flags_util.peek(argv, "preset")
+    if model not in zoo.MODELS and preset in zoo.PRESETS:
+        return f"python train.py --preset={preset} --helpfull"
+    return f"python train.py --model={model if model in zoo.MODELS else 'lstm'} --helpfull"
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments: {argv[1:]}")
+    del argv  # Only flags: flags_util.flags_parser refuses other arguments.
     logging.set_verbosity(logging.WARNING)  # TF's and TFDS' INFO lines drown the report lines.
     from rnnzoo.data.errors import CorpusError
     from rnnzoo.run_dir import RunDirError
@@ -81,4 +78,5 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags(sys.argv)
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=flags_util.flags_parser(_help_command,
+                                                       lists="the flags of that model"))

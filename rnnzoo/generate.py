@@ -26,6 +26,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
+from rnnzoo import flags_util
 from rnnzoo.export import contract
 from rnnzoo.export.metadata import ExportMetadata, MetadataError
 from rnnzoo.export.runtime import TFLiteStepModel
@@ -180,8 +181,7 @@ def define_flags() -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # Only flags: flags_util.flags_parser refuses other arguments.
     try:
         texts = generate(FLAGS.model, FLAGS.prefix, FLAGS.num_chars,
                          temperature=FLAGS.temperature, seed=FLAGS.seed)
@@ -193,4 +193,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flags_util.flags_parser("python -m rnnzoo.generate --helpfull"))
