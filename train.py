@@ -60,20 +60,20 @@ def main(argv):
     from rnnzoo.run_dir import RunDirError
     from rnnzoo.training.loop import TrainingDiverged
 
+    # Bad input ends with one `error:` line; any other exception is a bug and keeps its traceback.
     try:
         config = zoo.make_config(FLAGS.model, FLAGS.preset,
                                  **flags_util.explicit_values(zoo.config_class(
                                      FLAGS.model, FLAGS.preset)))
-    except ConfigError as e:
-        sys.exit(f"error: {e}")
-    workdir = FLAGS.workdir or f"runs/{FLAGS.preset or config.model}"
-    try:
+        workdir = FLAGS.workdir or f"runs/{FLAGS.preset or config.model}"
+        flags_util.check_directory_flag("workdir", workdir)
+        flags_util.check_directory_flag("tfds_dir", FLAGS.tfds_dir)
         zoo.task_of(config.task).train(config, workdir, resume=FLAGS.resume,
                                        source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir)
-    except (CorpusError, RunDirError, ValueError) as e:
+    except (ConfigError, CorpusError, RunDirError) as e:
         sys.exit(f"error: {e}")
     except TrainingDiverged:
-        sys.exit(1)
+        sys.exit(1)  # The training loop has printed its `error:` line.
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ a pointer to `--helpfull`, exit status 1, instead of absl's page of flag help.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 import sys
 from collections.abc import Callable
 
 from absl import flags
 
-from rnnzoo.config import TrainConfig
+from rnnzoo.config import ConfigError, TrainConfig
 
 # Fields that are not flags: `task` follows from the model, and `--model` picks the zoo entry.
 NOT_FLAGS = ("task", "model")
@@ -72,6 +73,20 @@ def explicit_values(config_class: type[TrainConfig], flag_values=flags.FLAGS) ->
     return values
 
 
+def check_directory_flag(name: str, path) -> None:
+    """Raises `ConfigError` when `--name=path` cannot be a directory: the path, or a folder
+    above it, exists and is not a directory. A missing path is fine (it is created)."""
+    if path is None:
+        return
+    path = pathlib.Path(path)
+    for where in (path, *path.parents):
+        if where.exists() or where.is_symlink():
+            if not where.is_dir():
+                what = "is" if where == path else f"is inside {where}, which is"
+                raise ConfigError(f"--{name}={path} {what} not a directory")
+            return
+
+
 def flags_parser(help_command: str | Callable[[list[str]], str], *, lists: str = "the flags",
                  positional: bool = False, flag_values=flags.FLAGS):
     """A `flags_parser` for `absl.app.run`: bad input ends with one `error:` line.
@@ -103,4 +118,5 @@ def flags_parser(help_command: str | Callable[[list[str]], str], *, lists: str =
     return parse
 
 
-__all__ = ["NOT_FLAGS", "define_config_flags", "explicit_values", "flags_parser", "peek"]
+__all__ = ["NOT_FLAGS", "check_directory_flag", "define_config_flags", "explicit_values",
+           "flags_parser", "peek"]
