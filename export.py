@@ -14,6 +14,8 @@ import sys
 
 from absl import app, flags, logging
 
+from rnnzoo import flags_util
+from rnnzoo.config import ConfigError
 from rnnzoo.export.contract import QUANTIZE_MODES
 
 flags.DEFINE_string("workdir", None, "Run directory to export (config.json, vocab.json, "
@@ -33,23 +35,29 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # Only flags: flags_util.flags_parser refuses other arguments.
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines about saving
-    from rnnzoo import zoo
+
+    # Bad input ends with one `error:` line; any other exception is a bug and keeps its traceback.
+    try:
+        flags_util.check_directory_flag("output", FLAGS.output)
+        flags_util.check_directory_flag("tfds_dir", FLAGS.tfds_dir)
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    from rnnzoo import zoo  # TensorFlow
     from rnnzoo.data.errors import CorpusError
     from rnnzoo.export.exporter import ExportError
     from rnnzoo.run_dir import RunDirError
 
     try:
         zoo.export_run(FLAGS.workdir, FLAGS.output, quantize=FLAGS.quantize,
-                   checkpoint=FLAGS.checkpoint,
-                   compute_val_perplexity=FLAGS.compute_val_perplexity,
-                   source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir)
-    except (ExportError, RunDirError, CorpusError, ValueError) as e:
+                       checkpoint=FLAGS.checkpoint,
+                       compute_val_perplexity=FLAGS.compute_val_perplexity,
+                       source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir)
+    except (ConfigError, CorpusError, ExportError, RunDirError) as e:
         sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=flags_util.flags_parser("python export.py --helpfull"))

@@ -45,40 +45,38 @@ def define_flags(argv) -> None:
     flags_util.define_config_flags(config_class, defaults)
 
 
-def parse_flags(argv):
-    """absl's parser, but a bad flag ends with one `error:` line (no page of help first)."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        model = flags_util.peek(argv, "model") or "lstm"
-        sys.exit(f"error: {e}\n(`python train.py --model={model} --helpfull` lists the flags "
-                 "of that model)")
+def _help_command(argv) -> str:
+    """The `--helpfull` command for the model (or preset) on the command line, if it is one."""
+    model, preset = flags_util.peek(argv, "model"), flags_util.peek(argv, "preset")
+    if model not in zoo.MODELS and preset in zoo.PRESETS:
+        return f"python train.py --preset={preset} --helpfull"
+    return f"python train.py --model={model if model in zoo.MODELS else 'lstm'} --helpfull"
 
 
 def main(argv):
-    if len(argv) > 1:
-        sys.exit(f"error: unexpected arguments: {argv[1:]}")
+    del argv  # Only flags: flags_util.flags_parser refuses other arguments.
     logging.set_verbosity(logging.WARNING)  # TF's and TFDS' INFO lines drown the report lines.
     from rnnzoo.data.errors import CorpusError
     from rnnzoo.run_dir import RunDirError
     from rnnzoo.training.loop import TrainingDiverged
 
+    # Bad input ends with one `error:` line; any other exception is a bug and keeps its traceback.
     try:
         config = zoo.make_config(FLAGS.model, FLAGS.preset,
                                  **flags_util.explicit_values(zoo.config_class(
                                      FLAGS.model, FLAGS.preset)))
-    except ConfigError as e:
-        sys.exit(f"error: {e}")
-    workdir = FLAGS.workdir or f"runs/{FLAGS.preset or config.model}"
-    try:
+        workdir = FLAGS.workdir or f"runs/{FLAGS.preset or config.model}"
+        flags_util.check_directory_flag("workdir", workdir)
+        flags_util.check_directory_flag("tfds_dir", FLAGS.tfds_dir)
         zoo.task_of(config.task).train(config, workdir, resume=FLAGS.resume,
                                        source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir)
-    except (CorpusError, RunDirError, ValueError) as e:
+    except (ConfigError, CorpusError, RunDirError) as e:
         sys.exit(f"error: {e}")
     except TrainingDiverged:
-        sys.exit(1)
+        sys.exit(1)  # The training loop has printed its `error:` line.
 
 
 if __name__ == "__main__":
     define_flags(sys.argv)
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=flags_util.flags_parser(_help_command,
+                                                       lists="the flags of that model"))

@@ -7,7 +7,11 @@ returns a path to it that has been checked, from one of two places:
   `RNNZOO_DATA_DIR` environment variable. When one is set it is authoritative: a
   file missing there is an error, not a reason to go online.
 * the upstream URL (online), through TFDS's download manager, which checks the
-  sha256 listed in the builder's `checksums.tsv`.
+  sha256 listed in the builder's `checksums.tsv`. Before a download (unless TFDS's
+  download cache already holds the URL), `check_reachable` connects to the host (or
+  the HTTP(S) proxy the environment names) with a short timeout, so that offline a
+  build fails in seconds, naming `RNNZOO_DATA_DIR`, instead of after minutes of TFDS's
+  download retries.
 
 Either way the file then goes through `verify_file` (size, and sha256 where one is
 known), so both paths share one check.
@@ -17,14 +21,21 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
+import socket
+import threading
+import urllib.parse
 
 from etils import epath
 
 from rnnzoo_datasets.errors import CorpusError
 
 SOURCE_DIR_ENV = "RNNZOO_DATA_DIR"
+
+# Seconds `check_reachable` waits for a host (name lookup and TCP connection together).
+PROBE_TIMEOUT = 5.0
 
 _CHUNK = 1 << 20
 _BOMS = {
@@ -34,6 +45,8 @@ _BOMS = {
 }
 
 logger = logging.getLogger(__name__)
+
+_reachable: set[tuple[str, int]] = set()  # (host, port) that answered in this process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +197,7 @@ def _download(dl_manager, source: Source) -> epath.Path:
         NonMatchingChecksumError,
     )
 
+    check_reachable(source, getattr(dl_manager, "download_dir", None))
     logger.info("Downloading %s", source.url)
     try:
         return epath.Path(dl_manager.download(source.url))
@@ -194,9 +208,102 @@ def _download(dl_manager, source: Source) -> epath.Path:
     except OSError as err:  # requests' connection errors are OSErrors too.
         raise CorpusError(
             f"{source.url}: could not download {source.filename} ({type(err).__name__}: "
-            f"{err}). Offline, put the original file in a directory and set "
-            f"${SOURCE_DIR_ENV} to it (train.py --data_dir, load_text(..., source_dir=...))"
+            f"{err}). {_OFFLINE_HINT}"
         ) from err
+
+
+_OFFLINE_HINT = (
+    f"Offline, put the original file in a directory and set ${SOURCE_DIR_ENV} to it "
+    "(train.py / export.py --data_dir, load_text(..., source_dir=...))"
+)
+
+
+def check_reachable(source: Source, download_dir: epath.PathLike | None = None) -> None:
+    """Fails fast when `source.url` cannot be downloaded: the network does not answer.
+
+    Connects to the URL's host and port, or to the proxy that `requests` (TFDS's
+    downloader) would use for it (`http_proxy`, `https_proxy`, `no_proxy`), within
+    `PROBE_TIMEOUT` seconds; nothing is sent. TFDS's download manager retries a failed
+    connection ten times with growing pauses (minutes offline); this answers in
+    seconds. Nothing is checked when TFDS's download cache `download_dir` already
+    holds the URL (TFDS then needs no network), or when a connection to the same host
+    succeeded before in this process.
+
+    Raises:
+      CorpusError: naming the URL, the unreachable host and `$RNNZOO_DATA_DIR`.
+    """
+    if source.url is None or (download_dir is not None and _is_cached(download_dir, source.url)):
+        return
+    url = urllib.parse.urlsplit(source.url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return  # TFDS copies other URLs (gs://, file paths) with tf.io.gfile.
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    what = ""
+    proxy = _proxy_for(source.url)
+    if proxy is not None:
+        proxy_url = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if proxy_url.hostname:
+            host, port, what = proxy_url.hostname, proxy_url.port or 80, "the proxy "
+    if (host, port) in _reachable:
+        return
+    problem = _probe(host, port, PROBE_TIMEOUT)
+    if problem is not None:
+        raise CorpusError(
+            f"{source.url}: cannot download {source.filename}: {what}{host}:{port} does not "
+            f"answer ({problem}); no network? {_OFFLINE_HINT}"
+        )
+    _reachable.add((host, port))
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy `requests` takes for `url` from the environment, or None."""
+    try:
+        import requests.utils
+    except ImportError:  # TFDS depends on requests; without it there is no download anyway.
+        return None
+    return requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+
+
+def _probe(host: str, port: int, timeout: float) -> str | None:
+    """None when a TCP connection to `host:port` opens within `timeout` seconds, else why not.
+
+    Runs in a daemon thread, so that a name lookup stuck on an unreachable DNS server
+    (which socket timeouts do not bound) cannot hold the caller past `timeout`.
+    """
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as err:
+            outcome.append(f"{type(err).__name__}: {err}")
+
+    thread = threading.Thread(target=connect, name=f"probe {host}:{port}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"no answer within {timeout:g} seconds"
+
+
+def _is_cached(download_dir: epath.PathLike, url: str) -> bool:
+    """Whether TFDS's download directory holds a finished download of `url`.
+
+    TFDS writes `<file>.INFO` (JSON with the file's "urls") beside each download, in the
+    download directory or a per-dataset folder of it.
+    """
+    root = epath.Path(download_dir)
+    try:
+        infos = [*root.glob("*.INFO"), *root.glob("*/*.INFO")]
+    except OSError:
+        return False
+    for info in infos:
+        try:
+            urls = json.loads(info.read_text()).get("urls", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        if url in urls and info.with_name(info.name.removesuffix(".INFO")).is_file():
+            return True
+    return False
 
 
 def _size_hint(path: epath.Path, size: int, expected: int) -> str:

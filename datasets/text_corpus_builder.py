@@ -39,13 +39,22 @@ class CorpusConfig(tfds.core.BuilderConfig):
       read: turns the verified file into text; raises CorpusError if it cannot.
       clean: applied to the whole text before splitting.
       split: a splitter (`names`, `bounds(length)`) from `rnnzoo_datasets.splits`.
+      download: the file `fetch` downloads when no local source directory is set,
+        if not `source` (text8's prefix configs: text8.zip); see `download_source`.
     """
 
     source: sources.Source | None = None
+    download: sources.Source | None = None
     fetch: Callable[[Any, sources.Source], epath.Path] = sources.fetch
     read: Callable[[epath.Path], str] = text_files.read_text
     clean: Callable[[str], str] = identity
     split: splits.Splitter = dataclasses.field(default_factory=splits.NinetyFiveFive)
+
+
+def download_source(config: CorpusConfig) -> sources.Source | None:
+    """The file a config downloads when no local source directory is set (None: none)."""
+    source = config.download or config.source
+    return source if source is not None and source.url is not None else None
 
 
 def offline_instructions(*filenames: str) -> str:

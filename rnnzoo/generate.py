@@ -26,6 +26,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
+from rnnzoo import flags_util
 from rnnzoo.export import contract
 from rnnzoo.export.metadata import ExportMetadata, MetadataError
 from rnnzoo.export.runtime import TFLiteStepModel
@@ -135,7 +136,10 @@ def generate(model_path, prefixes, num_chars, *, temperature=0.0, seed=0) -> lis
             metadata = ExportMetadata.load(path.parent / contract.METADATA_FILE)
         except MetadataError as e:
             raise GenerateError(str(e)) from None
-        lm = TFLiteStepModel(path)
+        try:
+            lm = TFLiteStepModel(path)
+        except (OSError, ValueError, RuntimeError) as e:  # LiteRT: not a valid model file
+            raise GenerateError(f"cannot load {path}: {e}") from None
         if (lm.vocab_size, lm.state_size) != (metadata.vocab_size, metadata.state_size):
             raise GenerateError(
                 f"{path} (vocabulary {lm.vocab_size}, state {lm.state_size}) does not match the "
@@ -149,6 +153,9 @@ def generate(model_path, prefixes, num_chars, *, temperature=0.0, seed=0) -> lis
         saved_model = tf.saved_model.load(str(path))
     except (OSError, ValueError, tf.errors.OpError) as e:
         raise GenerateError(f"cannot load the SavedModel {path}: {e}") from None
+    if contract.GENERATE not in getattr(saved_model, "signatures", {}):
+        raise GenerateError(f"the SavedModel {path} has no `{contract.GENERATE}` signature: it is "
+                            "not an rnnzoo export")
     try:
         return generate_saved_model(saved_model, prefixes, num_chars, temperature=temperature,
                                     seed=seed)
@@ -180,12 +187,11 @@ def define_flags() -> None:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    del argv  # Only flags: flags_util.flags_parser refuses other arguments.
     try:
         texts = generate(FLAGS.model, FLAGS.prefix, FLAGS.num_chars,
                          temperature=FLAGS.temperature, seed=FLAGS.seed)
-    except (GenerateError, ValueError, FileNotFoundError) as e:
+    except GenerateError as e:  # Bad input; any other exception is a bug: its traceback shows.
         sys.exit(f"error: {e}")
     for text in texts:
         print(text)
@@ -193,4 +199,4 @@ def main(argv):
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flags_util.flags_parser("python -m rnnzoo.generate --helpfull"))

@@ -37,6 +37,7 @@ import sys
 
 from absl import app, flags
 
+from rnnzoo import flags_util
 from rnnzoo.files import write_bytes_atomic
 
 METRICS_FILE = "metrics.jsonl"
@@ -254,4 +255,5 @@ def main(argv) -> None:
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    app.run(main, flags_parser=flags_util.flags_parser("python -m rnnzoo.plot --helpfull",
+                                                       positional=True))

@@ -9,14 +9,21 @@ first config). The first call for a name prepares the TFDS dataset in `tfds_dir`
 later calls read it back. Preparing takes the original file from a local source
 directory when one is given (`source_dir`, else `$RNNZOO_DATA_DIR`), after checking
 its size and sha256, and otherwise downloads it from upstream, where TFDS checks it.
-TFDS is kept off its GCS bucket (`try_gcs=False`, `try_download_gcs=False`).
+TFDS is kept off its GCS bucket (`try_gcs=False`, `try_download_gcs=False`). Before a
+download, the upstream host is probed with a short timeout (`sources.check_reachable`):
+offline, preparing fails in seconds with a CorpusError naming `$RNNZOO_DATA_DIR`, and
+TFDS has written nothing yet.
 
 Importing this module registers the corpus builders with TFDS.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import pathlib
+import tempfile
 
 import tensorflow_datasets as tfds
 from etils import epath
@@ -26,9 +33,9 @@ import rnnzoo_datasets.jaychou_lyrics
 import rnnzoo_datasets.text8
 import rnnzoo_datasets.time_machine  # noqa: F401
 from rnnzoo.data.errors import CorpusError
-from rnnzoo_datasets import tiny_shakespeare_offline
+from rnnzoo_datasets import sources, tiny_shakespeare_offline
 from rnnzoo_datasets.sources import SOURCE_DIR_ENV
-from rnnzoo_datasets.text_corpus_builder import CorpusConfig
+from rnnzoo_datasets.text_corpus_builder import CorpusConfig, download_source
 
 TFDS_DIR_ENV = "RNNZOO_TFDS_DIR"
 
@@ -62,19 +69,26 @@ def load_text(
     Raises:
       CorpusError: an unknown corpus, config or split (the message lists the valid
         ones); a missing or empty source directory; a missing, wrong, truncated or
-        non-UTF-8 source file. A failed preparation leaves no dataset behind.
+        non-UTF-8 source file; no local source and an upstream host that does not
+        answer. A failed preparation leaves no dataset behind.
     """
     corpus, config = _parse_name(name)
-    builder = tfds.builder(
-        f"{corpus}/{config}" if config else corpus,
-        data_dir=_tfds_dir(tfds_dir),
-        try_gcs=False,
-    )
+    with _quiet_unprepared(), _no_stray_temp_dirs():
+        builder = tfds.builder(
+            f"{corpus}/{config}" if config else corpus,
+            data_dir=_tfds_dir(tfds_dir),
+            try_gcs=False,
+        )
+        prepared = builder.is_prepared()
     splits = _split_names(builder)
     if split not in splits:
         raise CorpusError(f"unknown split {split!r} of {name!r}; choose one of {list(splits)}")
-    if not builder.is_prepared():
-        builder.download_and_prepare(download_config=_download_config(corpus, source_dir))
+    if not prepared:
+        download_config = _download_config(corpus, source_dir)
+        if download_config.manual_dir is None:  # No local source: it will be downloaded.
+            for source in _downloads(builder):
+                sources.check_reachable(source, builder.data_dir_root / "downloads")
+        builder.download_and_prepare(download_config=download_config)
     (example,) = builder.as_dataset(split=split).take(1)
     return example["text"].numpy().decode("utf-8")
 
@@ -108,6 +122,54 @@ def _split_names(builder) -> tuple[str, ...]:
     if isinstance(config, CorpusConfig):
         return config.split.names
     return tiny_shakespeare_offline.SPLITS
+
+
+def _downloads(builder) -> list[sources.Source]:
+    """The files a builder downloads when it has no local source directory."""
+    config = builder.builder_config
+    if isinstance(config, CorpusConfig):
+        source = download_source(config)
+        return [source] if source is not None else []
+    return [tiny_shakespeare_offline.source()]
+
+
+class _NotPreparedYet(logging.Filter):
+    """Drops TFDS's warning that a dataset's version folder has no dataset_info.json: that is
+    what a dataset not prepared yet looks like, and the line would come before the one that
+    matters (the preparation, or its error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != "Variant folder %s has no %s"
+
+
+@contextlib.contextmanager
+def _quiet_unprepared():
+    """`_NotPreparedYet` on absl's logger (TFDS logs through it), for the block only."""
+    logger, quiet = logging.getLogger("absl"), _NotPreparedYet()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
+
+
+@contextlib.contextmanager
+def _no_stray_temp_dirs():
+    """Removes the empty `tmp*tfds` directory TFDS leaves in the temporary directory.
+
+    A builder of a dataset not prepared yet looks for its DatasetInfo on TFDS's GCS bucket
+    (`DatasetInfo.initialize_from_bucket`): it makes `tempfile.mkdtemp("tfds")` first, and
+    with GCS off (TFDS's default) returns at once, leaving the directory behind, empty, on
+    every run. Only empty directories of that name that appeared during the block go.
+    """
+    tmp = pathlib.Path(tempfile.gettempdir())
+    before = set(tmp.glob("tmp*tfds"))
+    try:
+        yield
+    finally:
+        for path in set(tmp.glob("tmp*tfds")) - before:
+            with contextlib.suppress(OSError):  # not empty, or gone: not ours to remove
+                path.rmdir()
 
 
 def _tfds_dir(tfds_dir) -> str | None:

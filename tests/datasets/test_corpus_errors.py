@@ -103,8 +103,11 @@ def test_bad_tiny_shakespeare(bad_dir, source_dir, tmp_path):
 
 def test_prefix_without_a_network_says_how_to_build_offline(tmp_path, monkeypatch):
     """With no source directory the prefix is cut from a downloaded text8.zip; a failed
-    download names text8.zip and its URL, and prepares nothing."""
+    download (the host answered the reachability check, then the download failed) names
+    text8.zip and its URL, and prepares nothing. tests/datasets/test_offline.py: no network."""
     import requests
+
+    from rnnzoo_datasets import sources
 
     urls = []
 
@@ -113,6 +116,8 @@ def test_prefix_without_a_network_says_how_to_build_offline(tmp_path, monkeypatc
         raise requests.exceptions.ConnectionError("Failed to resolve 'mattmahoney.net'")
 
     monkeypatch.delenv("RNNZOO_DATA_DIR", raising=False)
+    monkeypatch.setattr(sources, "_reachable", set())
+    monkeypatch.setattr(sources, "_probe", lambda host, port, timeout: None)  # it answers
     monkeypatch.setattr(tfds.download.DownloadManager, "download", download)
     with pytest.raises(
         CorpusError,

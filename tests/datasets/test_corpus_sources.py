@@ -55,6 +55,15 @@ def no_env_source_dir(monkeypatch):
     monkeypatch.delenv(sources.SOURCE_DIR_ENV, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def upstream_answers(monkeypatch):
+    """Every host answers `check_reachable`'s probe (tests/datasets/test_offline.py: none)."""
+    probes = []
+    monkeypatch.setattr(sources, "_reachable", set())
+    monkeypatch.setattr(sources, "_probe", lambda host, port, timeout: probes.append(host))
+    return probes
+
+
 def test_verify_file_accepts_the_right_file(tmp_path):
     (tmp_path / "data.txt").write_bytes(DATA)
     assert sources.verify_file(tmp_path / "data.txt", SOURCE) == tmp_path / "data.txt"
@@ -81,6 +90,22 @@ def test_fetch_downloads_and_verifies(tmp_path):
     manager = StandInDownloadManager(downloaded=tmp_path / "downloaded")
     assert sources.fetch(manager, SOURCE) == tmp_path / "downloaded"
     assert manager.urls == [SOURCE.url]
+
+
+def test_fetch_checks_the_host_answers_before_downloading(tmp_path, monkeypatch,
+                                                         upstream_answers):
+    (tmp_path / "downloaded").write_bytes(DATA)
+    manager = StandInDownloadManager(downloaded=tmp_path / "downloaded")
+    sources.fetch(manager, SOURCE)
+    sources.fetch(manager, SOURCE)
+    assert upstream_answers == ["example.invalid"]  # once per host and process
+    monkeypatch.setattr(sources, "_reachable", set())
+    monkeypatch.setattr(sources, "_probe", lambda host, port, timeout: "refused")
+    with pytest.raises(CorpusError, match=r"^https://example\.invalid/data\.txt: cannot download "
+                                          r"data\.txt: example\.invalid:443 does not answer "
+                                          r"\(refused\); no network\? .*\$RNNZOO_DATA_DIR"):
+        sources.fetch(manager, SOURCE)
+    assert manager.urls == [SOURCE.url] * 2  # the third time, no download was tried
 
 
 def test_fetch_deletes_a_bad_download(tmp_path):

@@ -116,6 +116,26 @@ def test_config_rejects_wrong_types_and_values():
         CharLMConfig(inputs="bigrams").validate()
 
 
+@pytest.mark.parametrize("temperature", [0.0, -0.0, 1e-30, 0.8, 1e30, float("inf"),
+                                         float("-inf"), float("nan"), -1.0])
+def test_temperature_has_one_rule_for_training_and_generation(temperature):
+    """train.py's --temperature (samples at each report) and generation's follow one rule: a
+    finite number >= 0 (issue 13 item 11)."""
+    from rnnzoo.generate import GenerateError, check_request
+
+    def accepted(check, error):
+        try:
+            check()
+        except error as e:
+            assert "`temperature` must be a finite number >= 0" in str(e)
+            return False
+        return True
+
+    trains = accepted(lambda: CharLMConfig(temperature=temperature).validate(), ConfigError)
+    generates = accepted(lambda: check_request(["a"], 1, temperature), GenerateError)
+    assert trains == generates == (temperature >= 0 and temperature != float("inf"))
+
+
 def test_flags_are_the_task_fields_with_the_presets_values_as_defaults():
     fv = flags.FlagValues()
     flags_util.define_config_flags(CharLMConfig, zoo.base_values(preset="course_lstm"), fv)
