@@ -29,6 +29,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from rnnzoo.evaluation import perplexity
 from rnnzoo.training.checkpoints import Checkpoints
 from rnnzoo.training.optim import current_learning_rate
 from rnnzoo.training.trainer import Trainer
@@ -39,13 +40,6 @@ PROGBAR_MIN_BATCHES = 200
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
-
-
-def perplexity(mean_nll: float) -> float:
-    """`exp(mean_nll)`, `inf` where that overflows a float (never an `OverflowError`)."""
-    if math.isnan(mean_nll):
-        return mean_nll
-    return math.exp(mean_nll) if mean_nll < 709.0 else math.inf
 
 
 @dataclasses.dataclass
@@ -151,7 +145,9 @@ class _Loop:
         with self.writer.as_default(step=tb_step):
             for key, value in record.items():
                 if key not in ("epoch", "step", "seconds") and isinstance(value, (int, float)):
-                    tf.summary.scalar(key, value)
+                    # As float64: a huge finite value (perplexity 1e149) becomes inf in the
+                    # float32 summary instead of failing to convert.
+                    tf.summary.scalar(key, tf.constant(value, tf.float64))
         if report:
             self.plan.on_report(record)
 
