@@ -73,13 +73,29 @@ class TrainingPlan:
 def fit(plan: TrainingPlan, config, run, checkpoints: Checkpoints, *, resume: bool,
         log=print) -> dict:
     """Trains for `config.num_epochs` epochs or `config.train_steps` steps; returns the last
-    metrics record. See the module docstring."""
+    metrics record. See the module docstring.
+
+    `run` is a `RunDir` that `start()` checked and locked. A resumed run restores its checkpoint
+    before anything is written (a damaged one is a `RunDirError`, and nothing changes); a run
+    already at its `num_epochs` / `train_steps` logs that there is nothing to do and returns its
+    last record, writing nothing. Then `run.begin()` writes the run's identity and training
+    starts (a resumed run first drops the metrics after its checkpoint).
+    """
     epoch, step = checkpoints.restore_latest() if resume else (0, 0)
+    key, reached, target, limit = (("step", step, config.train_steps, "train_steps")
+                                   if config.by_steps else
+                                   ("epoch", epoch, config.num_epochs, "num_epochs"))
     if resume:
-        run.truncate_metrics(step if config.by_steps else epoch, "step" if config.by_steps
-                             else "epoch")
-        where = f"step {step}" if config.by_steps else f"epoch {epoch}"
-        log(f"resumed {run.path} at {where}")
+        if reached >= target:
+            log(f"nothing to do: {run.path} is already at {key} {reached} and {limit} is "
+                f"{target}; raise {limit} to train further (nothing was changed)")
+            records = [r for r in run.read_metrics() if r.get(key, 0) <= reached]
+            return records[-1] if records else {}
+        how = "" if reached else " (no checkpoint yet: the run starts again)"
+        log(f"resumed {run.path} at {key} {reached}{how}")
+    run.begin()
+    if resume:
+        run.truncate_metrics(reached, key)
     writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
     loop = _StepLoop if config.by_steps else _EpochLoop
     try:

@@ -4,16 +4,22 @@ mixes with an old one, one process at a time, huge losses and divergence stop cl
 start leaves a usable directory, bad directories are clear errors, nothing to do writes nothing.
 """
 
+import fcntl
 import hashlib
 import math
 import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from rnnzoo import evaluation
-from rnnzoo.run_dir import RunDir
+from rnnzoo.data.char_data import CharData
+from rnnzoo.data.vocab import Vocabulary
+from rnnzoo.run_dir import RunDir, RunDirError
 from rnnzoo.tasks import char_lm
 from rnnzoo.tasks.char_lm import CharLMConfig
 from rnnzoo.training import loop
@@ -62,6 +68,77 @@ def trained(tmp_path, source_dir, tfds_dir):
     _train(_config(), workdir, source_dir, tfds_dir)
     assert RunDir(workdir).latest_checkpoint().endswith("ckpt-2")
     return workdir
+
+
+# --------------------------------------------- 3. a fresh run never mixes with an old one
+
+
+def test_fresh_run_refuses_a_directory_with_checkpoints_or_metrics_even_without_config(
+        trained, source_dir, tfds_dir):
+    run = RunDir(trained)
+    run.config_path.unlink()
+    before = _snapshot(trained)
+    with pytest.raises(RunDirError, match=rf"{trained} holds a run's results \(checkpoints in "
+                                          r".*, metrics in .*\) without config.json"):
+        _train(_config(), trained, source_dir, tfds_dir)
+    assert _snapshot(trained) == before
+    shutil.rmtree(run.checkpoint_dir)  # Metrics alone are a run's results too.
+    before = _snapshot(trained)
+    with pytest.raises(RunDirError, match=r"holds a run's results \(metrics in .*\)"):
+        _train(_config(), trained, source_dir, tfds_dir)
+    assert _snapshot(trained) == before
+    with pytest.raises(RunDirError, match=r"config.json is missing, so the run .* cannot be "
+                                          "resumed"):
+        _train(_config(), trained, source_dir, tfds_dir, resume=True)
+    assert _snapshot(trained) == before
+
+
+# ------------------------------------------------------------- 4. one process at a time
+
+_HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def _locked_by_someone(lock_path) -> bool:
+    fd = os.open(lock_path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_a_second_process_is_refused_and_the_lock_dies_with_its_process(
+        tmp_path, source_dir, tfds_dir):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    lock = workdir / LOCK_FILE
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirError, match=rf"{workdir} is in use by another training "
+                                              rf"process \(pid {holder.pid}\)"):
+            _train(_config(num_epochs=1), workdir, source_dir, tfds_dir)
+        assert os.listdir(workdir) == [LOCK_FILE]  # Nothing else was written.
+    finally:
+        holder.kill()  # A killed process leaves no stale lock:
+        holder.wait()
+    held = []  # ... and training holds the lock from start to end.
+    result = char_lm.train(_config(num_epochs=1), workdir, source_dir=str(source_dir),
+                           tfds_dir=str(tfds_dir),
+                           log=lambda line: held.append(_locked_by_someone(lock)))
+    assert result.record["epoch"] == 1
+    assert held and all(held)
+    assert not _locked_by_someone(lock)
 
 
 # ------------------------------------------------------- 5. huge losses and divergence
@@ -125,3 +202,141 @@ def _poison(monkeypatch, epoch):
     monkeypatch.setattr(char_lm, "_epoch_dataset", poisoned_epoch)
 
 
+# ---------------------------------------------- 7. a failed start leaves a usable directory
+
+
+def test_a_run_too_large_for_its_corpus_leaves_a_directory_a_new_run_can_use(
+        tmp_path, source_dir, tfds_dir, monkeypatch):
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match="too short for one batch of batch_size=10000"):
+        _train(_config(batch_size=10000), workdir, source_dir, tfds_dir)  # 10,000 characters
+    assert not RunDir(workdir).exists()
+    # A run that fails once training began, before any metric or checkpoint, leaves its
+    # config.json and vocab.json: a new run (another config) takes the directory over.
+    with monkeypatch.context() as m:
+        m.setattr(char_lm, "_epoch_dataset", lambda *a: 1 / 0)
+        m.setattr(char_lm, "_check_batches", lambda *a: None, raising=False)
+        with pytest.raises(ZeroDivisionError):
+            _train(_config(), workdir, source_dir, tfds_dir)
+    assert RunDir(workdir).exists() and not RunDir(workdir).read_metrics()
+    record, _ = _train(_config(num_hiddens=12), workdir, source_dir, tfds_dir)
+    assert record["epoch"] == 2 and _epochs(workdir) == [1, 2]
+    assert RunDir(workdir).read_config(CharLMConfig).num_hiddens == 12
+
+
+def test_a_run_diverged_before_its_first_checkpoint_can_be_replaced_by_a_new_run(
+        tmp_path, source_dir, tfds_dir, monkeypatch):
+    workdir = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _poison(m, epoch=1)
+        with pytest.raises(loop.TrainingDiverged):
+            _train(_config(lr=100.0), workdir, source_dir, tfds_dir)
+    run = RunDir(workdir)
+    assert [r.get("diverged") for r in run.read_metrics()] == [True]
+    old_events = {p.name for p in run.tensorboard_dir.iterdir()}
+    record, _ = _train(_config(lr=8.0), workdir, source_dir, tfds_dir)
+    assert record["epoch"] == 2 and _epochs(workdir) == [1, 2]
+    assert not any(r.get("diverged") for r in run.read_metrics())
+    assert run.read_config(CharLMConfig).lr == 8.0
+    assert not old_events & {p.name for p in run.tensorboard_dir.iterdir()}
+    # A run with results is never replaced:
+    with pytest.raises(RunDirError, match="already holds a run; pass --resume"):
+        _train(_config(lr=4.0), workdir, source_dir, tfds_dir)
+
+
+# ------------------------------------------------------------- 8. bad run directories
+
+
+def test_a_workdir_that_is_a_file_is_a_clear_error(tmp_path, source_dir, tfds_dir):
+    path = tmp_path / "notes.txt"
+    path.write_text("mine", encoding="utf-8")
+    for workdir, resume in [(path, False), (path, True), (path / "run", False)]:
+        with pytest.raises(RunDirError, match=rf"{path}"):
+            _train(_config(num_epochs=1), workdir, source_dir, tfds_dir, resume=resume)
+    assert path.read_text(encoding="utf-8") == "mine"
+
+
+_TRAIN = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from rnnzoo.run_dir import RunDirError
+from rnnzoo.tasks import char_lm
+from test_run_safety import _config, _synthetic_data
+try:
+    char_lm.train(_config(num_epochs=2), sys.argv[2], resume=sys.argv[3] == "resume",
+                  data=_synthetic_data(), log=lambda line: None)
+    print("trained")
+except RunDirError as e:
+    print("RunDirError:", e)
+"""
+
+
+def _synthetic_data() -> CharData:
+    text = "the time traveller smiled. " * 200
+    vocab = Vocabulary.build(list(text))
+    ids = vocab.encode(list(text))
+    return CharData(vocab=vocab, train_ids=ids[:4000], val_ids=ids[4000:])
+
+
+def _train_read_only(workdir, resume: bool) -> str:
+    """Trains in a subprocess to which `workdir` is read-only: its permissions (all write bits
+    off) for a user, a read-only bind mount in a mount namespace of its own for root (whom
+    permissions do not stop)."""
+    for root, _, files in os.walk(workdir):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o444)
+        os.chmod(root, 0o555)
+    command = [sys.executable, "-c", _TRAIN, os.path.dirname(os.path.abspath(__file__)),
+               str(workdir), "resume" if resume else "fresh"]
+    if os.geteuid() == 0:
+        command = ["unshare", "-m", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"',
+                   str(workdir), *command]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=300)
+    except FileNotFoundError:
+        pytest.skip("no `unshare` to make a directory read-only for root")
+    out = result.stdout.strip().splitlines()
+    if not out and os.geteuid() == 0 and "mount" in result.stderr + " unshare":
+        pytest.skip(f"cannot make a directory read-only for root: {result.stderr.strip()}")
+    return out[-1] if out else result.stderr
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_read_only_run_directory_is_a_clear_error(tmp_path, resume):
+    workdir = tmp_path / "run"
+    if resume:
+        char_lm.train(_config(num_epochs=1), workdir, data=_synthetic_data(),
+                      log=lambda line: None)
+    else:
+        workdir.mkdir()
+    before = _snapshot(workdir)
+    try:
+        out = _train_read_only(workdir, resume)
+    finally:
+        for root, _, _ in os.walk(workdir):
+            os.chmod(root, 0o755)
+    assert out.startswith(f"RunDirError: the run directory {workdir} is read-only"), out
+    assert _snapshot(workdir) == before
+
+
+# ------------------------------------------------------- 12. resume with nothing to do
+
+
+@pytest.mark.parametrize("measure, reached, asked", [
+    ("num_epochs", 2, 2), ("num_epochs", 2, 1), ("train_steps", 6, 6), ("train_steps", 6, 3)])
+def test_resume_with_nothing_to_do_says_so_and_changes_nothing(
+        tmp_path, source_dir, tfds_dir, measure, reached, asked):
+    workdir = tmp_path / "run"
+    steps = dict(pred_period=3, checkpoint_every=3) if measure == "train_steps" else {}
+    record, _ = _train(_config(**{measure: reached}, **steps), workdir, source_dir, tfds_dir)
+    before = _snapshot(workdir)
+    again, logs = _train(_config(**{measure: asked}, **steps), workdir, source_dir, tfds_dir,
+                         resume=True)
+    key = "step" if measure == "train_steps" else "epoch"
+    assert any(line.startswith(f"nothing to do: {workdir} is already at {key} {reached} and "
+                               f"{measure} is {asked}") for line in logs), logs
+    assert not any(line.startswith("resumed") for line in logs)
+    assert _snapshot(workdir) == before
+    assert again == record
