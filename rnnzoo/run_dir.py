@@ -4,7 +4,9 @@
     <workdir>/vocab.json       the Vocabulary (rnnzoo.data.vocab format)
     <workdir>/metrics.jsonl    one JSON record per epoch (or per report of a step-measured run)
     <workdir>/samples.txt      generated text at each report
-    <workdir>/checkpoints/     tf.train.CheckpointManager checkpoints (object key "model")
+    <workdir>/checkpoints/     tf.train.CheckpointManager checkpoints (object key "model"):
+                               `checkpoint` (the state: which ckpt-N is the latest) and, per
+                               checkpoint, ckpt-N.index and ckpt-N.data-SSSSS-of-TTTTT
     <workdir>/tensorboard/     TensorBoard scalars and text samples
     <workdir>/.lock            the lock file of the training process (empty or its pid)
 
@@ -22,6 +24,8 @@ import pathlib
 import re
 
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
 
 from rnnzoo.config import TrainConfig, upgrade_legacy
 from rnnzoo.data.vocab import Vocabulary
@@ -61,8 +65,13 @@ class RunDir:
       written by `begin()`, after every check and the restore, never by a run that is refused
       (a resumed run rewrites `config.json`, whose resumable fields may have changed).
     - **Resume changes nothing until its checkpoint is restored.** `resume` needs `config.json`
-      and `vocab.json` matching the run. A run already at its `num_epochs` / `train_steps` has
-      nothing to do: nothing is written.
+      and `vocab.json` matching the run. The newest checkpoint is `checkpoints/checkpoint`'s;
+      when that state file is unreadable or missing, the newest complete checkpoint found by its
+      files (ckpt-N.index and every data shard) is used and `find_latest_checkpoint` says so
+      (the trainer logs it; `begin()` rewrites the state file). A state file naming a missing
+      checkpoint, an unreadable state with no complete checkpoint, or garbage in a checkpoint's
+      files is a RunDirError naming the file, and nothing is changed. A run already at its
+      `num_epochs` / `train_steps` has nothing to do: nothing is written.
     - **Bad directories are clear errors:** a path that is a file, a directory that cannot be
       created, a read-only directory: a RunDirError naming the path.
     """
@@ -76,6 +85,7 @@ class RunDir:
         self.metrics_path = self.path / "metrics.jsonl"
         self.samples_path = self.path / "samples.txt"
         self.checkpoint_dir = self.path / "checkpoints"
+        self.checkpoint_state_path = self.checkpoint_dir / "checkpoint"
         self.tensorboard_dir = self.path / "tensorboard"
         self.lock_path = self.path / self.LOCK_FILE
         self._lock_fd: int | None = None
@@ -104,11 +114,14 @@ class RunDir:
     def begin(self) -> None:
         """Training begins: writes `config.json` and `vocab.json` given to `start()`; a fresh
         run empties `metrics.jsonl`, `samples.txt` and the TensorBoard events (which `start()`
-        found to hold nothing to resume)."""
+        found to hold nothing to resume); a resumed run whose checkpoint state was unreadable
+        gets it rewritten from the checkpoints found by their files."""
         if self._started is None:
             raise RuntimeError("RunDir.begin() before start()")
         config, vocab, resume = self._started
-        if not resume:
+        if resume:
+            self._repair_checkpoint_state()
+        else:
             for path in (self.metrics_path, self.samples_path, *self._event_files()):
                 path.unlink(missing_ok=True)
         write_text_atomic(self.config_path, config.to_json() + "\n")
@@ -307,5 +320,118 @@ class RunDir:
         """The checkpoint object layout shared by training and export."""
         return tf.train.Checkpoint(model=model, **extra)
 
+    # ------------------------------------------------------------------------ checkpoints
+
     def latest_checkpoint(self) -> str | None:
-        return tf.train.latest_checkpoint(str(self.checkpoint_dir))
+        """The newest checkpoint's prefix (`.../checkpoints/ckpt-N`), or None if there is none;
+        see `find_latest_checkpoint`."""
+        return self.find_latest_checkpoint()[0]
+
+    def find_latest_checkpoint(self) -> tuple[str | None, str]:
+        """`(prefix or None, note)`: the checkpoint a resumed run restores.
+
+        The state file's latest checkpoint, which must be complete; if the state file is
+        unreadable or missing, the newest complete checkpoint found by its files, with a note
+        saying so (else the note is ""). Raises RunDirError naming the file when the state names
+        a checkpoint whose files are missing, or is unreadable with no complete checkpoint.
+        """
+        state, problem = self._read_checkpoint_state()
+        if state is not None:
+            prefix = state.model_checkpoint_path
+            if not os.path.isabs(prefix):
+                prefix = os.path.join(self.checkpoint_dir, prefix)
+            missing = self._missing_files(prefix)
+            if missing:
+                raise RunDirError(f"{self.checkpoint_state_path} names the checkpoint {prefix}, "
+                                  f"but {missing} is missing; the checkpoints are damaged")
+            return prefix, ""
+        complete = self._complete_checkpoints()
+        if not complete:
+            if problem is None and not self.has_checkpoints():
+                return None, ""
+            what = problem or f"{self.checkpoint_state_path} is missing"
+            raise RunDirError(f"{what}, and {self.checkpoint_dir} holds no complete checkpoint "
+                              "(ckpt-N.index with all its data files) to use instead")
+        prefix = complete[-1]
+        what = problem or f"{self.checkpoint_state_path} is missing"
+        return prefix, f"{what}; found {os.path.basename(prefix)} by its files"
+
+    def checkpoint_error(self, prefix: str, error: BaseException) -> RunDirError:
+        """A RunDirError naming the damaged file of checkpoint `prefix`, which failed to
+        restore with `error`."""
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if isinstance(error, AssertionError):
+            return RunDirError(f"the checkpoint {prefix} does not match the model of "
+                               f"{self.config_path}: {detail}")
+        try:
+            tf.train.load_checkpoint(prefix)
+        except (tf.errors.OpError, ValueError, IndexError):
+            return RunDirError(f"the checkpoint {prefix} is damaged: {prefix}.index cannot be "
+                               f"read ({detail})")
+        data = sorted(os.path.join(os.path.dirname(prefix), n)
+                      for n in os.listdir(os.path.dirname(prefix))
+                      if (m := _DATA.fullmatch(n)) and m.group(1) == os.path.basename(prefix))
+        return RunDirError(f"the checkpoint {prefix} is damaged: its data file "
+                           f"{', '.join(data) or prefix + '.data-*'} cannot be read ({detail})")
+
+    def _read_checkpoint_state(self) -> tuple[CheckpointState | None, str | None]:
+        """`(state, None)`, or `(None, why it cannot be read)`, or `(None, None)` if absent."""
+        path = self.checkpoint_state_path
+        if not path.exists():
+            return None, None
+        try:
+            state = text_format.Merge(path.read_bytes().decode("utf-8"), CheckpointState())
+        except OSError as e:
+            return None, f"{path} cannot be read ({e.strerror or e})"
+        except UnicodeDecodeError:
+            return None, f"{path} is damaged (not text)"
+        except text_format.ParseError:
+            return None, f"{path} is damaged (not a checkpoint state)"
+        if not state.model_checkpoint_path:
+            return None, f"{path} is damaged (it names no checkpoint)"
+        return state, None
+
+    def _missing_files(self, prefix: str) -> str | None:
+        """The first missing file of checkpoint `prefix` (its index, a data shard), or None."""
+        if not os.path.isfile(prefix + ".index"):
+            return prefix + ".index"
+        directory, name = os.path.split(prefix)
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return prefix + ".data-*"
+        shards = [m for n in names if (m := _DATA.fullmatch(n)) and m.group(1) == name]
+        if not shards:
+            return prefix + ".data-00000-of-*"
+        total = int(shards[0].group(3))
+        present = {int(m.group(2)) for m in shards if int(m.group(3)) == total}
+        for i in range(total):
+            if i not in present:
+                return f"{prefix}.data-{i:05d}-of-{total:05d}"
+        return None
+
+    def _complete_checkpoints(self) -> list[str]:
+        """Prefixes of the checkpoints whose files are all there, oldest first."""
+        if not self.checkpoint_dir.is_dir():
+            return []
+        numbers = sorted(int(m.group(1)) for n in os.listdir(self.checkpoint_dir)
+                         if (m := _INDEX.fullmatch(n)))
+        prefixes = [os.path.join(self.checkpoint_dir, f"ckpt-{n}") for n in numbers]
+        return [p for p in prefixes if self._missing_files(p) is None]
+
+    def _repair_checkpoint_state(self) -> None:
+        """Rewrites an unreadable or missing state file from the complete checkpoints found by
+        their files, so that the CheckpointManager keeps them in its rotation."""
+        if self._read_checkpoint_state()[0] is not None:
+            return
+        complete = self._complete_checkpoints()
+        if not complete:
+            return
+        names = [os.path.basename(p) for p in complete]
+        # With their times (the index files'), which the manager needs to rotate them out.
+        times = [os.path.getmtime(p + ".index") for p in complete]
+        repaired = CheckpointState(model_checkpoint_path=names[-1],
+                                   all_model_checkpoint_paths=names,
+                                   all_model_checkpoint_timestamps=times,
+                                   last_preserved_timestamp=min(times) - 1)
+        write_text_atomic(self.checkpoint_state_path, text_format.MessageToString(repaired))

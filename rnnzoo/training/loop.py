@@ -91,7 +91,8 @@ def fit(plan: TrainingPlan, config, run, checkpoints: Checkpoints, *, resume: bo
                 f"{target}; raise {limit} to train further (nothing was changed)")
             records = [r for r in run.read_metrics() if r.get(key, 0) <= reached]
             return records[-1] if records else {}
-        how = "" if reached else " (no checkpoint yet: the run starts again)"
+        how = (f" ({checkpoints.note})" if checkpoints.note else
+               "" if reached else " (no checkpoint yet: the run starts again)")
         log(f"resumed {run.path} at {key} {reached}{how}")
     run.begin()
     if resume:

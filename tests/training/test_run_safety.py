@@ -70,6 +70,72 @@ def trained(tmp_path, source_dir, tfds_dir):
     return workdir
 
 
+# ----------------------------------------------------------- 2. the checkpoint state file
+
+
+@pytest.mark.parametrize("garbage", [b"this is { not a checkpoint state", b"\x00\xff\xfe",
+                                     b""])
+def test_resume_with_an_unreadable_checkpoint_state_finds_the_checkpoints_by_their_files(
+        trained, source_dir, tfds_dir, garbage):
+    run = RunDir(trained)
+    state_path = run.checkpoint_dir / "checkpoint"
+    state_path.write_bytes(garbage)
+    _, logs = _train(_config(num_epochs=3), trained, source_dir, tfds_dir, resume=True)
+    resumed = [line for line in logs if line.startswith("resumed")]
+    assert len(resumed) == 1
+    assert resumed[0].startswith(f"resumed {trained} at epoch 2 ({state_path} "
+                                 "is damaged (")
+    assert resumed[0].endswith("); found ckpt-2 by its files)")
+    assert _epochs(trained) == [1, 2, 3]
+    # The state file was rewritten: TensorFlow reads it, and the rotation goes on.
+    state = tf.train.get_checkpoint_state(str(run.checkpoint_dir))
+    assert state.model_checkpoint_path.endswith("ckpt-3")
+    assert [os.path.basename(p) for p in state.all_model_checkpoint_paths] == [
+        "ckpt-1", "ckpt-2", "ckpt-3"]
+
+
+def test_resume_that_cannot_read_its_checkpoint_state_stops_and_changes_nothing(
+        trained, source_dir, tfds_dir):
+    run = RunDir(trained)
+    state_path = run.checkpoint_dir / "checkpoint"
+    state_path.write_text("garbage {", encoding="utf-8")
+    for name in os.listdir(run.checkpoint_dir):
+        if name.endswith(".index"):  # No checkpoint can be found by its files either.
+            os.remove(run.checkpoint_dir / name)
+    before = _snapshot(trained)
+    with pytest.raises(RunDirError, match=rf"{state_path} is damaged .*"
+                                          "holds no complete checkpoint"):
+        _train(_config(num_epochs=3), trained, source_dir, tfds_dir, resume=True)
+    assert _snapshot(trained) == before
+
+
+def test_resume_from_a_state_that_names_a_missing_checkpoint_stops_and_changes_nothing(
+        trained, source_dir, tfds_dir):
+    run = RunDir(trained)
+    os.remove(run.checkpoint_dir / "ckpt-2.index")
+    before = _snapshot(trained)
+    with pytest.raises(RunDirError, match=rf"names the checkpoint .*ckpt-2, but "
+                                          rf"{run.checkpoint_dir / 'ckpt-2.index'} is missing"):
+        _train(_config(num_epochs=3), trained, source_dir, tfds_dir, resume=True)
+    assert _snapshot(trained) == before
+
+
+# ------------------------------------------------- 8. garbage in a checkpoint's files
+
+
+@pytest.mark.parametrize("damaged", ["ckpt-2.index", "ckpt-2.data-00000-of-00001"])
+@pytest.mark.parametrize("how", ["garbage", "truncated"])
+def test_resume_with_garbage_in_a_checkpoint_file_is_a_clear_error(
+        trained, source_dir, tfds_dir, damaged, how):
+    path = RunDir(trained).checkpoint_dir / damaged
+    size = path.stat().st_size
+    path.write_bytes(b"\xa5" * size if how == "garbage" else path.read_bytes()[:size // 2])
+    before = _snapshot(trained)
+    with pytest.raises(RunDirError, match=rf"ckpt-2 is damaged: .*{path}.* cannot be read"):
+        _train(_config(num_epochs=3), trained, source_dir, tfds_dir, resume=True)
+    assert _snapshot(trained) == before
+
+
 # --------------------------------------------- 3. a fresh run never mixes with an old one
 
 
