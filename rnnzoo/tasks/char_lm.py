@@ -192,15 +192,16 @@ def train(config: CharLMConfig, workdir, *, resume: bool = False, data: CharData
 
 
 def _check_batches(config: CharLMConfig, num_train_ids: int) -> None:
-    """The ValueError of a training text too short for one batch, raised before the run
-    directory is touched (the data pipelines raise it too, but only once training began)."""
+    """A ConfigError (a ValueError) for a training text too short for one batch, raised before
+    the run directory is touched (the data pipelines raise a ValueError too, but only once
+    training began)."""
     if config.sampler == course_batches.SAMPLER:
         need = config.batch_size + 1
     else:
         need = min_tokens(batch_size=config.batch_size, num_steps=config.num_steps,
                           sampler=config.sampler, edition=config.sampler_edition)
     if num_train_ids < need:
-        raise ValueError(
+        raise ConfigError(
             f"the training text of {num_train_ids} characters is too short for one batch of "
             f"batch_size={config.batch_size}, num_steps={config.num_steps} (sampler="
             f"{config.sampler!r}, sampler_edition={config.sampler_edition}): need at least "

@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from rnnzoo import evaluation
+from rnnzoo.config import ConfigError
 from rnnzoo.data.char_data import CharData
 from rnnzoo.data.vocab import Vocabulary
 from rnnzoo.run_dir import RunDir, RunDirError
@@ -274,7 +275,7 @@ def _poison(monkeypatch, epoch):
 def test_a_run_too_large_for_its_corpus_leaves_a_directory_a_new_run_can_use(
         tmp_path, source_dir, tfds_dir, monkeypatch):
     workdir = tmp_path / "run"
-    with pytest.raises(ValueError, match="too short for one batch of batch_size=10000"):
+    with pytest.raises(ConfigError, match="too short for one batch of batch_size=10000"):
         _train(_config(batch_size=10000), workdir, source_dir, tfds_dir)  # 10,000 characters
     assert not RunDir(workdir).exists()
     # A run that fails once training began, before any metric or checkpoint, leaves its
