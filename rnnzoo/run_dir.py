@@ -8,7 +8,7 @@
                                `checkpoint` (the state: which ckpt-N is the latest) and, per
                                checkpoint, ckpt-N.index and ckpt-N.data-SSSSS-of-TTTTT
     <workdir>/tensorboard/     TensorBoard scalars and text samples
-    <workdir>/.lock            the lock file of the training process (empty or its pid)
+    <workdir>/train.lock       the lock file of training (empty, or the pid of the last run)
 
 Training writes it; `export.py` and sampling rebuild the model from it alone. Files are written
 atomically (a temporary file, then `os.replace`), so a killed run never leaves a half-written one.
@@ -49,7 +49,7 @@ class RunDir:
     resumed run: after its checkpoint was restored); `release()` (or leaves the `with` block of
     `start`) at the end.
 
-    - **One process at a time.** `start` takes an exclusive `fcntl.flock` on `.lock` inside the
+    - **One process at a time.** `start` takes an exclusive `fcntl.flock` on `train.lock` in the
       directory and holds it until `release()`; the OS drops it when the process exits or dies,
       so a killed run never leaves a stale lock. A second process is refused with a RunDirError
       naming the directory (and the pid holding it).
@@ -76,7 +76,7 @@ class RunDir:
       created, a read-only directory: a RunDirError naming the path.
     """
 
-    LOCK_FILE = ".lock"
+    LOCK_FILE = "train.lock"  # Not hidden: hidden names are export's staging.
 
     def __init__(self, path):
         self.path = pathlib.Path(path)

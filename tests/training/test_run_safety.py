@@ -25,7 +25,7 @@ from rnnzoo.tasks import char_lm
 from rnnzoo.tasks.char_lm import CharLMConfig
 from rnnzoo.training import loop
 
-LOCK_FILE = ".lock"  # RunDir.LOCK_FILE
+LOCK_FILE = "train.lock"  # RunDir.LOCK_FILE
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
