@@ -14,17 +14,22 @@ import tensorflow as tf
 from rnnzoo.data.lm_pipeline import lm_dataset
 
 
+def perplexity(mean_nll: float) -> float:
+    """`exp(mean_nll)` as a Python float: `inf` where that overflows a float (never an
+    `OverflowError`), NaN for NaN."""
+    mean_nll = float(mean_nll)
+    if math.isnan(mean_nll):
+        return mean_nll
+    return math.exp(mean_nll) if mean_nll < 709.0 else math.inf
+
+
 def _perplexities(total, count, known_total, known_count, unk_id) -> dict:
-    result = {"perplexity": _exp(total / count)}
+    result = {"perplexity": perplexity(total / count)}
     if unk_id is not None:
-        result["perplexity_known"] = (_exp(known_total / known_count)
+        result["perplexity_known"] = (perplexity(known_total / known_count)
                                       if known_count else float("nan"))
-        result["unk_rate"] = 1 - known_count / count
+        result["unk_rate"] = float(1 - known_count / count)
     return result
-
-
-def _exp(x: float) -> float:
-    return math.exp(x) if x < 709.0 else math.inf
 
 
 def _scorer(model, unk_id):

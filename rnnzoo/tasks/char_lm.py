@@ -22,7 +22,7 @@ from rnnzoo.config import ConfigError, TrainConfig, field
 from rnnzoo.data import course_batches
 from rnnzoo.data.char_data import CharData, load_char_data
 from rnnzoo.data.lm_pipeline import SAMPLERS as D2L_SAMPLERS
-from rnnzoo.data.lm_pipeline import carries_state, lm_dataset
+from rnnzoo.data.lm_pipeline import carries_state, lm_dataset, min_tokens
 from rnnzoo.evaluation import perplexity_evaluator, sequence_evaluator
 from rnnzoo.models import CELLS, IMPLS, INITS, INPUTS, CharLM
 from rnnzoo.models.generation import TextGenerator
@@ -162,30 +162,50 @@ def train(config: CharLMConfig, workdir, *, resume: bool = False, data: CharData
 
     if data is None:
         data = load_data(config, source_dir=source_dir, tfds_dir=tfds_dir)
-    run.start(config, data.vocab, resume=resume)
-    log(f"corpus {config.corpus}: {len(data.train_ids)} training and {len(data.val_ids)} "
-        f"validation characters, vocabulary of {len(data.vocab)}")
+    _check_batches(config, len(data.train_ids))
+    # Checks the directory and locks it for this process; nothing is written until the loop
+    # begins (see RunDir): a run that fails before that leaves the directory as it was.
+    with run.start(config, data.vocab, resume=resume):
+        log(f"corpus {config.corpus}: {len(data.train_ids)} training and {len(data.val_ids)} "
+            f"validation characters, vocabulary of {len(data.vocab)}")
 
-    model = build_model(config, len(data.vocab))
-    train_corpus = tf.constant(data.train_ids)  # One copy for every epoch's dataset.
-    optimizer = make_optimizer(config, _total_steps(config, len(data.train_ids)))
-    trainer = Trainer(model, optimizer, clip_norm=config.clip_norm,
-                      jit_compile=config.jit_compile)
-    carries = _carries_state(config)
-    initial_carry = lambda: model.initial_state(config.batch_size)  # noqa: E731
-    checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints,
-                              carry=initial_carry() if config.by_steps and carries else None)
-    plan = TrainingPlan(
-        trainer=trainer, initial_carry=initial_carry, carries_state=carries,
-        epoch_batches=lambda epoch: _epoch_dataset(train_corpus, config, epoch),
-        stream=lambda first: _stream(train_corpus, config, first),
-        evaluate=_validation(model, data, config),
-        on_report=_reporter(model, data, config, run, log))
-    record = fit(plan, config, run, checkpoints, resume=resume, log=log)
+        model = build_model(config, len(data.vocab))
+        train_corpus = tf.constant(data.train_ids)  # One copy for every epoch's dataset.
+        optimizer = make_optimizer(config, _total_steps(config, len(data.train_ids)))
+        trainer = Trainer(model, optimizer, clip_norm=config.clip_norm,
+                          jit_compile=config.jit_compile)
+        carries = _carries_state(config)
+        initial_carry = lambda: model.initial_state(config.batch_size)  # noqa: E731
+        checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints,
+                                  carry=initial_carry() if config.by_steps and carries else None)
+        plan = TrainingPlan(
+            trainer=trainer, initial_carry=initial_carry, carries_state=carries,
+            epoch_batches=lambda epoch: _epoch_dataset(train_corpus, config, epoch),
+            stream=lambda first: _stream(train_corpus, config, first),
+            evaluate=_validation(model, data, config),
+            on_report=_reporter(model, data, config, run, log))
+        record = fit(plan, config, run, checkpoints, resume=resume, log=log)
     return TrainResult(record=record, model=model, data=data, run=run)
 
 
 # ------------------------------------------------------------------------------- data
+
+
+def _check_batches(config: CharLMConfig, num_train_ids: int) -> None:
+    """A ConfigError (a ValueError) for a training text too short for one batch, raised before
+    the run directory is touched (the data pipelines raise a ValueError too, but only once
+    training began)."""
+    if config.sampler == course_batches.SAMPLER:
+        need = config.batch_size + 1
+    else:
+        need = min_tokens(batch_size=config.batch_size, num_steps=config.num_steps,
+                          sampler=config.sampler, edition=config.sampler_edition)
+    if num_train_ids < need:
+        raise ConfigError(
+            f"the training text of {num_train_ids} characters is too short for one batch of "
+            f"batch_size={config.batch_size}, num_steps={config.num_steps} (sampler="
+            f"{config.sampler!r}, sampler_edition={config.sampler_edition}): need at least "
+            f"{need} characters")
 
 
 def _carries_state(config: CharLMConfig) -> bool:
@@ -249,7 +269,7 @@ def _validation(model, data: CharData, config: CharLMConfig):
 
 def _reporter(model, data: CharData, config: CharLMConfig, run: RunDir, log):
     generator = TextGenerator(model, data.vocab)
-    writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
+    writers = []  # Made at the first report: nothing is written before training begins.
 
     def on_report(record: dict) -> None:
         position = (f"step {record['step']}" if config.by_steps
@@ -266,9 +286,11 @@ def _reporter(model, data: CharData, config: CharLMConfig, run: RunDir, log):
         for s in samples:
             log(f" - {s}")
         run.append_samples(f"{position}\n" + "\n".join(samples))
-        with writer.as_default(step=number):
+        if not writers:
+            writers.append(tf.summary.create_file_writer(str(run.tensorboard_dir)))
+        with writers[0].as_default(step=number):
             tf.summary.text("samples", "\n\n".join(samples))
-        writer.flush()
+        writers[0].flush()
 
     return on_report
 

@@ -7,6 +7,11 @@ batch to batch across the whole run (the course's batch generator) checkpoints t
 so a resumed run continues exactly. A checkpoint is taken only after a finite loss, so the
 newest one is always a good one. TensorFlow writes the data files first and the `checkpoint`
 index last, so a run killed while saving still resumes from the previous checkpoint.
+
+Restoring reads and changes nothing on disk: the checkpoint to restore is found by
+`RunDir.find_latest_checkpoint` (by its files when the state file is unreadable), and a damaged
+one is a `RunDirError` naming the file. The CheckpointManager, which reads the state file and
+deletes old checkpoints, is made at the first save, after `RunDir.begin()`.
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ class Checkpoints:
     """
 
     def __init__(self, run_dir: RunDir, model, optimizer, *, max_to_keep: int = 3, carry=None):
+        self.run_dir = run_dir
         self.optimizer = optimizer
+        self.max_to_keep = max_to_keep
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         extra = {}
         self.carry = None
@@ -44,9 +51,17 @@ class Checkpoints:
             extra["random_state"] = random_state
         self.checkpoint = run_dir.checkpoint(model, optimizer=optimizer, epoch=self.epoch,
                                              **extra)
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(run_dir.checkpoint_dir), max_to_keep=max_to_keep,
-            checkpoint_name="ckpt")
+        self._manager = None
+        self.restored: str | None = None  # the prefix `restore_latest` restored
+        self.note = ""  # how it was found, when not by the state file
+
+    @property
+    def manager(self) -> tf.train.CheckpointManager:
+        if self._manager is None:
+            self._manager = tf.train.CheckpointManager(
+                self.checkpoint, str(self.run_dir.checkpoint_dir), max_to_keep=self.max_to_keep,
+                checkpoint_name="ckpt")
+        return self._manager
 
     def save(self, number: int, *, epoch: int = 0, carry=None) -> str:
         """Writes `ckpt-<number>` (the epoch, or the step of a run measured in steps)."""
@@ -57,11 +72,18 @@ class Checkpoints:
         return self.manager.save(checkpoint_number=number)
 
     def restore_latest(self) -> tuple[int, int]:
-        """Restores the newest checkpoint; returns `(epoch, global step)` it had reached."""
-        path = self.manager.latest_checkpoint
+        """Restores the newest checkpoint; returns `(epoch, global step)` it had reached
+        (`(0, 0)` without one). Writes nothing; a damaged checkpoint is a `RunDirError` naming
+        the file (see `RunDir.find_latest_checkpoint`), and `note` says when the checkpoint was
+        found by its files."""
+        path, self.note = self.run_dir.find_latest_checkpoint()
         if path is None:
             return 0, 0
-        self.checkpoint.restore(path).assert_existing_objects_matched()
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, IndexError, tf.errors.OpError) as e:
+            raise self.run_dir.checkpoint_error(path, e) from e
+        self.restored = path
         return int(self.epoch.numpy()), int(self.optimizer.iterations.numpy())
 
     def restored_carry(self) -> list[tf.Tensor] | None:
@@ -69,4 +91,5 @@ class Checkpoints:
 
     @property
     def latest(self) -> str | None:
-        return self.manager.latest_checkpoint
+        """The newest checkpoint saved or restored, or None."""
+        return self.manager.latest_checkpoint if self._manager is not None else self.restored

@@ -29,6 +29,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from rnnzoo.evaluation import perplexity
 from rnnzoo.training.checkpoints import Checkpoints
 from rnnzoo.training.optim import current_learning_rate
 from rnnzoo.training.trainer import Trainer
@@ -39,13 +40,6 @@ PROGBAR_MIN_BATCHES = 200
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
-
-
-def perplexity(mean_nll: float) -> float:
-    """`exp(mean_nll)`, `inf` where that overflows a float (never an `OverflowError`)."""
-    if math.isnan(mean_nll):
-        return mean_nll
-    return math.exp(mean_nll) if mean_nll < 709.0 else math.inf
 
 
 @dataclasses.dataclass
@@ -81,13 +75,30 @@ class TrainingPlan:
 def fit(plan: TrainingPlan, config, run, checkpoints: Checkpoints, *, resume: bool,
         log=print) -> dict:
     """Trains for `config.num_epochs` epochs or `config.train_steps` steps; returns the last
-    metrics record. See the module docstring."""
+    metrics record. See the module docstring.
+
+    `run` is a `RunDir` that `start()` checked and locked. A resumed run restores its checkpoint
+    before anything is written (a damaged one is a `RunDirError`, and nothing changes); a run
+    already at its `num_epochs` / `train_steps` logs that there is nothing to do and returns its
+    last record, writing nothing. Then `run.begin()` writes the run's identity and training
+    starts (a resumed run first drops the metrics after its checkpoint).
+    """
     epoch, step = checkpoints.restore_latest() if resume else (0, 0)
+    key, reached, target, limit = (("step", step, config.train_steps, "train_steps")
+                                   if config.by_steps else
+                                   ("epoch", epoch, config.num_epochs, "num_epochs"))
     if resume:
-        run.truncate_metrics(step if config.by_steps else epoch, "step" if config.by_steps
-                             else "epoch")
-        where = f"step {step}" if config.by_steps else f"epoch {epoch}"
-        log(f"resumed {run.path} at {where}")
+        if reached >= target:
+            log(f"nothing to do: {run.path} is already at {key} {reached} and {limit} is "
+                f"{target}; raise {limit} to train further (nothing was changed)")
+            records = [r for r in run.read_metrics() if r.get(key, 0) <= reached]
+            return records[-1] if records else {}
+        how = (f" ({checkpoints.note})" if checkpoints.note else
+               "" if reached else " (no checkpoint yet: the run starts again)")
+        log(f"resumed {run.path} at {key} {reached}{how}")
+    run.begin()
+    if resume:
+        run.truncate_metrics(reached, key)
     writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
     loop = _StepLoop if config.by_steps else _EpochLoop
     try:
@@ -154,7 +165,9 @@ class _Loop:
         with self.writer.as_default(step=tb_step):
             for key, value in record.items():
                 if key not in ("epoch", "step", "seconds") and isinstance(value, (int, float)):
-                    tf.summary.scalar(key, value)
+                    # As float64: a huge finite value (perplexity 1e149) becomes inf in the
+                    # float32 summary instead of failing to convert.
+                    tf.summary.scalar(key, tf.constant(value, tf.float64))
         if report:
             self.plan.on_report(record)
 
