@@ -72,8 +72,8 @@ def main(argv):
                                        source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir)
     except (ConfigError, CorpusError, RunDirError) as e:
         sys.exit(f"error: {e}")
-    except TrainingDiverged:
-        sys.exit(1)  # The training loop has printed its `error:` line.
+    except TrainingDiverged as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

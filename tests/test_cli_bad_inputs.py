@@ -13,13 +13,12 @@ Each row of `CASES` runs one CLI in a subprocess (`train.py`, `export.py`,
   the row names, and none created or deleted in the repository (whose files a developer may
   be editing meanwhile).
 
-No row trains: each fails before a model is built (but for an xfail row today). Every
+No row trains: each fails before a model is built. Every
 `train.py` row and most `export.py` rows import TensorFlow (about 5 s each): keep to one row per
 kind of mistake. The network is never used: every row runs with its HTTP(S) proxy set to a
 closed port on localhost, and with `$RNNZOO_DATA_DIR` set to the real corpora unless the row is
-about having no data. A new task (word2vec, seq2seq) adds its rows here. Rows whose fix belongs
-to another branch are `xfail(strict=True)`, so they fail the suite the day they start to pass:
-then drop the mark. `test_a_bug_keeps_its_traceback` checks the other side: an unexpected
+about having no data. A new task (word2vec, seq2seq) adds its rows here.
+`test_a_bug_keeps_its_traceback` checks the other side: an unexpected
 exception (here a plain ValueError) is not reported as bad input.
 """
 
@@ -43,11 +42,6 @@ CLIS = {
 }
 # TensorFlow's own start-up lines, written to stderr before absl's logging is set up.
 TF_NOISE = ("WARNING: All log messages", "I0000", "E0000", "W0000")
-
-
-def other_branch(item: int, what: str):
-    return pytest.mark.xfail(strict=True, reason=f"issue 13 item {item}, fixed in the "
-                                                 f"run-directory branch: {what}")
 
 
 # (id, cli, args, what the error line must name, marks). In args and names: {run} is the run
@@ -75,12 +69,15 @@ CASES = [
     ("train-workdir-is-a-file", "train", ["--workdir={file}"], "--workdir"),
     ("train-offline-without-data", "train", ["--corpus=time_machine/d2l"], "RNNZOO_DATA_DIR",
      "offline"),
-    # train.py: rows whose fix is in the run-directory branch.
     ("train-batch-larger-than-corpus", "train",
      ["--corpus=time_machine/d2l", "--batch_size=10000", "--num_hiddens=2"], "batch_size",
-     "prepares", other_branch(7, "rnnzoo/data/lm_pipeline.py raises a bare ValueError, "
-                                 "which train.py no longer catches; the task must raise "
-                                 "ConfigError")),
+     "prepares"),
+    # train.py, word2vec
+    ("train-skipgram-num-skips", "train", ["--model=skipgram", "--num_skips=3"], "num_skips"),
+    ("train-skipgram-pairs-in-steps", "train", ["--model=skipgram", "--pairs=word2vec"],
+     "pairs=word2vec"),
+    ("train-skipgram-char-flag", "train", ["--model=skipgram", "--num_hiddens=8"],
+     "num_hiddens"),
     # export.py
     ("export-unknown-flag", "export", ["--workdir={run}", "--bogus=1"], "bogus"),
     ("export-positional", "export", ["--workdir={run}", "extra"], "unexpected arguments"),
@@ -91,9 +88,7 @@ CASES = [
     ("export-not-a-run", "export", ["--workdir={notrun}"], "{notrun}"),
     ("export-output-is-a-file", "export", ["--workdir={notrun}", "--output={file}"],
      "--output"),
-    ("export-corrupt-vocab", "export", ["--workdir={badvocab}"], "vocab.json",
-     other_branch(8, "RunDir.read_vocab lets Vocabulary.load's bare ValueError through, which "
-                     "export.py no longer catches; it must raise RunDirError")),
+    ("export-corrupt-vocab", "export", ["--workdir={badvocab}"], "vocab.json"),
     # python -m rnnzoo.generate
     ("generate-unknown-flag", "generate", ["--model={missing}", "--prefix=a", "--bogus"],
      "bogus"),

@@ -34,7 +34,8 @@ def step_loop_perplexity(step, state, ids) -> float:
     for t in range(len(ids) - 1):
         logits, state = step(int(ids[t]), state)
         total += _nll(logits, int(ids[t + 1]))
-    return math.exp(total / (len(ids) - 1))
+    mean = total / (len(ids) - 1)
+    return math.exp(mean) if mean < 709.0 else math.inf  # never an OverflowError
 
 
 def tflite_perplexity(tflite, ids, max_chars: int | None = None) -> float:

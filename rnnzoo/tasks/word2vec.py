@@ -172,26 +172,26 @@ def train(config: Word2VecConfig, workdir, *, resume: bool = False, data: WordDa
     keras.utils.set_random_seed(config.seed)
     if data is None:
         data = load_data(config, source_dir=source_dir, tfds_dir=tfds_dir)
-    run.start(config, data.vocab, resume=resume)
-    log(f"corpus {config.corpus}: {len(data.ids):,} training words, vocabulary of "
-        f"{len(data.vocab):,}")
-
-    model = build_model(config, data.vocab)
+    # The first epoch's plan checks that the text fits the window and the batch.
     total = config.train_steps or config.num_epochs * _plan(data, config, 1).num_batches(
         config.batch_size, config.architecture)
-    optimizer = make_optimizer(config, total)
-    trainer = Trainer(model, optimizer, clip_norm=config.clip_norm or None,
-                      loss_fn=_loss_fn(config, optimizer), jit_compile=config.jit_compile)
-    checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints)
-    plan = TrainingPlan(
-        trainer=trainer, initial_carry=lambda: (), carries_state=False,
-        epoch_batches=lambda epoch: _epoch_dataset(data, config, epoch),
-        stream=lambda first: _stream(data, config, first),
-        evaluate=_evaluator(model, data, config),
-        train_metrics=lambda mean: {"loss": mean},
-        annotate=_words_per_sec(data, config),
-        on_report=_reporter(model, data, config, run, log))
-    record = fit(plan, config, run, checkpoints, resume=resume, log=log)
+    with run.start(config, data.vocab, resume=resume):  # locks; writes once training begins
+        log(f"corpus {config.corpus}: {len(data.ids):,} training words, vocabulary of "
+            f"{len(data.vocab):,}")
+        model = build_model(config, data.vocab)
+        optimizer = make_optimizer(config, total)
+        trainer = Trainer(model, optimizer, clip_norm=config.clip_norm or None,
+                          loss_fn=_loss_fn(config, optimizer), jit_compile=config.jit_compile)
+        checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints)
+        plan = TrainingPlan(
+            trainer=trainer, initial_carry=lambda: (), carries_state=False,
+            epoch_batches=lambda epoch: _epoch_dataset(data, config, epoch),
+            stream=lambda first: _stream(data, config, first),
+            evaluate=_evaluator(model, data, config),
+            train_metrics=lambda mean: {"loss": mean},
+            annotate=_words_per_sec(data, config),
+            on_report=_reporter(model, data, config, run, log))
+        record = fit(plan, config, run, checkpoints, resume=resume, log=log)
     return TrainResult(record=record, model=model, data=data, run=run)
 
 

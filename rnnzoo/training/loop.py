@@ -148,12 +148,10 @@ class _Loop:
         if not math.isfinite(total):
             last = self.checkpoints.latest or "none yet"
             where = ", ".join(f"{k} {v}" for k, v in position.items())
-            self.log(f"error: the training loss became {total} at {where}; stopping. "
-                     f"The last good checkpoint is kept: {last}")
             metrics = {k: str(v) for k, v in self.plan.train_metrics(total).items()}
             self.run_dir.append_metrics({**record, **metrics, "diverged": True})
-            raise TrainingDiverged(f"training loss is {total} at {where} "
-                                   f"(last good checkpoint: {last})")
+            raise TrainingDiverged(f"the training loss became {total} at {where}; stopped, "
+                                   f"keeping the last good checkpoint: {last}")
         return total, count, seconds
 
     def _finish(self, record: dict, report: bool, tb_step: int) -> None:
