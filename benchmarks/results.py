@@ -91,9 +91,9 @@ RUNS = [
         baseline="course_lstm"),
     Run("course_bigram_lstm_dropout", "course", "rnnzoo bigram LSTM, 64 units, dropout 0.4",
         "course_bigram_lstm", dict(dropout=0.4), baseline="course_lstm"),
-    Run("course_bigram_lstm_large", "course", "rnnzoo bigram LSTM, 512 units, dropout 0.4",
+    Run("course_bigram_lstm_large", "course", "rnnzoo bigram LSTM, 512 units, dropout 0.4, Adam",
         "course_bigram_lstm_large", baseline="course_lstm"),
-    Run("course_bigram_lstm_large_nodropout", "course", "rnnzoo bigram LSTM, 512 units",
+    Run("course_bigram_lstm_large_nodropout", "course", "rnnzoo bigram LSTM, 512 units, Adam",
         "course_bigram_lstm_large", dict(dropout=0.0), baseline="course_lstm"),
 ]
 
