@@ -149,12 +149,17 @@ def _scratch(tmp_path: pathlib.Path) -> dict[str, str]:
             "missing": str(tmp_path / "missing")}
 
 
+# Not watched in the repository: git's own files, caches, virtualenvs and run directories (a
+# developer's own training runs may write there while the tests run).
+_UNWATCHED = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv", ".ci-venv", "runs",
+              "exports"}
+
+
 def _snapshot(root: pathlib.Path) -> dict[str, tuple]:
-    """Every file and directory under `root` (but .git and caches): size and mtime of files."""
-    skip = {".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
+    """Every file and directory under `root` (but `_UNWATCHED`): size and mtime of files."""
     entries = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in skip]
+        dirnames[:] = [d for d in dirnames if d not in _UNWATCHED]
         entries[dirpath] = ("dir",)
         for f in filenames:
             path = os.path.join(dirpath, f)

@@ -247,6 +247,9 @@ def test_text8_prefix_online_is_cut_from_downloaded_text8_zip(tmp_path, monkeypa
         urls.append(url)
         return downloaded
 
+    # The network "answers" the reachability probe that precedes every download.
+    monkeypatch.setattr(sources, "_reachable", set())
+    monkeypatch.setattr(sources, "_probe", lambda host, port, timeout: None)
     monkeypatch.delenv("RNNZOO_DATA_DIR", raising=False)
     monkeypatch.setattr(tfds.download.DownloadManager, "download", download)
     handler, logger = _Records(), logging.getLogger("rnnzoo_datasets")
