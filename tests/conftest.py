@@ -10,7 +10,8 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def _source_dir() -> pathlib.Path:
     env = os.environ.get("RNNZOO_DATA_DIR")
-    return pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "datasets"
+    # Absolute: tests run CLIs from other working directories.
+    return (pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "datasets").resolve()
 
 
 @pytest.fixture(scope="session")
