@@ -169,7 +169,7 @@ def worker(args) -> int:
             result = write_text(args.corpus, args.text)
         else:
             result = train_gensim(args.text, args.questions, model=args.models, seed=args.seeds,
-                                  epochs=args.epochs)
+                                  epochs=args.epochs, workers=args.workers)
     except (CorpusError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -222,14 +222,15 @@ def prepare_text(corpus: str, out_dir: pathlib.Path, log) -> dict:
     return dict(info, path=str(text))
 
 
-def run_gensim(model: str, seed: int, epochs: int, text: dict, questions, out_dir, log) -> dict:
+def run_gensim(model: str, seed: int, epochs: int, text: dict, questions, out_dir, log, *,
+               workers: int | None = None) -> dict:
     name = f"gensim-{model}-s{seed}"
     result = out_dir / "gensim" / f"{model}-s{seed}.json"
     log_path = out_dir / "gensim" / f"{model}-s{seed}.log"
     log(f"{name}: training (log: {log_path})")
     result.unlink(missing_ok=True)
     argv = _worker_argv("gensim", result, text=text["path"], questions=questions, models=model,
-                        seeds=seed, epochs=epochs)
+                        seeds=seed, epochs=epochs, workers=workers or os.cpu_count())
     returncode, seconds = _subprocess(argv, log_path)
     record = dict(framework="gensim", log=str(log_path), wall_clock_seconds=seconds,
                   returncode=returncode)
@@ -248,9 +249,10 @@ def rnnzoo_dir(out_dir, model: str, seed: int) -> pathlib.Path:
 
 
 def run_rnnzoo(model: str, seed: int, epochs: int, corpus: str, text: dict, out_dir, log, *,
-               reuse: bool = False) -> dict:
+               reuse: bool = False, workers: int | None = None) -> dict:
     path = rnnzoo_dir(out_dir, model, seed)
-    argv = [f"--preset={MODELS[model]}", f"--seed={seed}", f"--workdir={path}"]
+    argv = [f"--preset={MODELS[model]}", f"--seed={seed}", f"--workdir={path}",
+            f"--workers={workers or os.cpu_count()}"]
     if epochs != EPOCHS:
         argv.append(f"--num_epochs={epochs}")
     if corpus != "text8/prefix":
@@ -411,7 +413,7 @@ def target_lines(records: list[dict]) -> list[str]:
 
 
 def report(records: list[dict], *, seeds: list[int], epochs: int, corpus: str,
-           words: int | None) -> str:
+           words: int | None, workers: int | None = None) -> str:
     """The whole printed text: machine, settings, table, targets, failures."""
     failed = [r for r in records if r.get("error")]
     text = [f"machine: {machine()}", f"versions: {versions()}",
@@ -421,7 +423,8 @@ def report(records: list[dict], *, seeds: list[int], epochs: int, corpus: str,
             + ("s " if len(seeds) > 1 else " ") + ", ".join(map(str, seeds))
             + ("; median over the seeds (min–max)" if len(seeds) > 1 else ""),
             f"words/s: the text's words x epochs / train s (gensim: model.train; rnnzoo: the "
-            f"epochs' seconds in metrics.jsonl); gensim with workers={os.cpu_count()}; "
+            f"epochs' seconds in metrics.jsonl); both with {workers or os.cpu_count()} "
+            f"worker threads (gensim's workers, rnnzoo's --workers); "
             f"analogies: restrict_vocab={RESTRICT_VOCAB:,}",
             "", table(records), "",
             f"targets (issue 10): rnnzoo words/s >= {TARGET_SPEED}x gensim's, analogy accuracy "
@@ -477,6 +480,9 @@ def parse(argv) -> argparse.Namespace:
     parser.add_argument("--epochs", default=str(EPOCHS),
                         help=f"epochs for both (default {EPOCHS}: the presets')")
     parser.add_argument("--corpus", default="text8/prefix", help="rnnzoo corpus name")
+    parser.add_argument("--workers", default=str(os.cpu_count()),
+                        help="threads of both: gensim's workers, rnnzoo's --workers "
+                             "(default: the machine's cores)")
     parser.add_argument("--out_dir", default="runs/word2vec_bench",
                         help="run directories, logs, the text and word2vec_bench.jsonl")
     parser.add_argument("--markdown", default=None, help="also write the report to this file")
@@ -507,6 +513,12 @@ def parse(argv) -> argparse.Namespace:
             raise ValueError
     except ValueError:
         parser.error(f"--epochs must be an integer >= 1, got {args.epochs!r}")
+    try:
+        args.workers = int(args.workers)
+        if args.workers < 1:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--workers must be an integer >= 1, got {args.workers!r}")
     if args.worker == "gensim":
         if len(args.models) != 1 or len(args.seeds) != 1:
             parser.error("a worker runs one model and one seed")
@@ -555,10 +567,11 @@ def main(argv=None) -> int:
         for model in args.models:
             for framework in FRAMEWORKS:
                 if framework == "gensim":
-                    record = run_gensim(model, seed, args.epochs, text, questions, out_dir, log)
+                    record = run_gensim(model, seed, args.epochs, text, questions, out_dir, log,
+                                        workers=args.workers)
                 else:
                     record = run_rnnzoo(model, seed, args.epochs, args.corpus, text, out_dir,
-                                        log, reuse=args.reuse)
+                                        log, reuse=args.reuse, workers=args.workers)
                 record = dict(model=model, seed=seed, corpus=args.corpus, started=started,
                               **record)
                 records.append(record)
@@ -567,7 +580,7 @@ def main(argv=None) -> int:
                 log(_summary(record))
 
     text = report(records, seeds=args.seeds, epochs=args.epochs, corpus=args.corpus,
-                  words=text["words"])
+                  words=text["words"], workers=args.workers)
     print(text, end="")
     if args.markdown:
         _write_atomic(args.markdown, text)

@@ -63,14 +63,15 @@ MODELS: dict[str, Entry] = {
 }
 
 # gensim's Word2Vec defaults on the same text: dimension 100, window 5, 5 negatives, sample
-# 1e-3, min_count 5 (rarer words dropped), 5 epochs, the rate decayed linearly to 1e-4 of its
-# start. gensim updates after every pair with alpha 0.025 (CBOW 0.05); a batch of B examples
-# averages B gradients, so the rate is B times alpha.
+# 1e-3, min_count 5 (rarer words dropped), 5 epochs, alpha 0.025 (gensim 4 uses it for CBOW
+# too; word2vec.c's CBOW default is 0.05) decayed linearly to min_alpha 0.0001. The fused
+# update (rnnzoo.training.fused_word2vec) steps each example by lr / batch_size = alpha, as
+# gensim does; a batch only sets how often the rate decays.
 _GENSIM = dict(pairs="word2vec", embedding_dim=100, window=5, loss="negative", num_sampled=5,
                sampler="unigram", sample=1e-3, vocab_min_count=5, vocab_max_size=0,
                drop_unknown=True, init="word2vec", optimizer="sgd", lr_schedule="linear",
-               lr_min_fraction=1e-4, train_steps=0, num_epochs=5, pred_period=1,
-               checkpoint_every=1, batch_size=256, lr=0.025 * 256)
+               lr_min_fraction=0.0001 / 0.025, train_steps=0, num_epochs=5, pred_period=1,
+               checkpoint_every=1, batch_size=4096, lr=0.025 * 4096)
 
 _TIME_MACHINE = dict(corpus="time_machine/d2l", sampler_edition=2,
                      prefixes=("time traveller", "traveller"))
@@ -104,7 +105,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "course_skipgram": ("skipgram", {}),
     "course_cbow": ("cbow", {}),
     "gensim_skipgram": ("skipgram", _GENSIM),
-    "gensim_cbow": ("cbow", dict(_GENSIM, combine="mean", lr=0.05 * 256)),
+    "gensim_cbow": ("cbow", dict(_GENSIM, combine="mean")),
 }
 
 

@@ -16,8 +16,12 @@ the word `o` from `h`, summed over the batch:
 
     sampled_softmax  tf.nn.sampled_softmax_loss(W, b, o, h, num_sampled) (the course)
     nce              tf.nn.nce_loss(W, b, o, h, num_sampled)
-    negative         -log sigmoid(W[o] . h) - sum_{k=1..K} log sigmoid(-W[n_k] . h), K = num_sampled
-                     negatives per example, drawn from counts ** 0.75 (word2vec.c, gensim's SGNS)
+    negative         -log sigmoid(W[o] . h) - sum_{k: n_k != o} log sigmoid(-W[n_k] . h), with
+                     K = num_sampled negatives n_k per example drawn from counts ** 0.75, one
+                     equal to `o` skipped (word2vec.c, gensim's SGNS)
+
+CBOW with `combine="mean"` takes word2vec.c's update: the mean forward, but every context word
+receives the whole gradient of `h` (as if `h` were the sum), as word2vec.c and gensim do.
 
 Negatives (and the sampled classes of the first two) are drawn with replacement from the
 vocabulary's counts raised to 0.75 (what `tf.random.fixed_unigram_candidate_sampler(distortion=
@@ -129,7 +133,10 @@ class Word2Vec(keras.Model):
         total = tf.reduce_sum(tf.gather(self.embeddings, contexts) * mask, axis=1)
         if self.combine == "sum":
             return total
-        return total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        # The mean forward, the sum's gradient backward: word2vec.c and gensim (cbow_mean=1)
+        # add the whole error to every context word, not the error over their number.
+        mean = total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        return total + tf.stop_gradient(mean - total)
 
     def _candidates(self, num_sampled: int, seed):
         """`num_sampled` ids drawn with replacement from the sampler's distribution.
@@ -157,8 +164,10 @@ class Word2Vec(keras.Model):
             true_logit = tf.reduce_sum(tf.gather(self.output_weights, labels[:, 0]) * hidden, -1)
             neg_logits = tf.einsum("bkd,bd->bk", tf.gather(self.output_weights, negatives),
                                    hidden)
+            # word2vec.c skips a negative that is the word to predict.
+            real = tf.cast(tf.not_equal(tf.cast(negatives, tf.int64), labels), hidden.dtype)
             per_example = (tf.nn.softplus(-true_logit)
-                           + tf.reduce_sum(tf.nn.softplus(neg_logits), axis=-1))
+                           + tf.reduce_sum(tf.nn.softplus(neg_logits) * real, axis=-1))
             return tf.reduce_sum(per_example)
         sampled = self._candidates(self.num_sampled, seed)
         n = float(self.num_sampled)  # expected counts of a draw with replacement: n * p

@@ -20,13 +20,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnnzoo import analogy
+from rnnzoo import analogy, ops
 from rnnzoo.config import ConfigError, TrainConfig, field
 from rnnzoo.data import corpora, skipgram
 from rnnzoo.data.tokenize import word_tokens
 from rnnzoo.data.vocab import WordVocabulary
 from rnnzoo.models.word2vec import ARCHITECTURES, COMBINES, INITS, LOSSES, SAMPLERS, Word2Vec
 from rnnzoo.run_dir import RunDir
+from rnnzoo.training import fused_word2vec
 from rnnzoo.training.checkpoints import Checkpoints
 from rnnzoo.training.loop import TrainingPlan, fit
 from rnnzoo.training.optim import make_optimizer
@@ -34,6 +35,7 @@ from rnnzoo.training.trainer import Trainer
 
 TASK = "word2vec"
 PAIRS = ("course", "word2vec")
+UPDATES = ("auto", "fused", "tape")
 QUESTIONS_FILE = "questions-words.txt"
 
 
@@ -93,6 +95,14 @@ class Word2VecConfig(TrainConfig):
     sentence_length: int = field(10_000, "word2vec: no window crosses a multiple of this "
                                  "position (gensim's Text8Corpus: 10,000; 0: one text).",
                                  minimum=0)
+    # The update.
+    update: str = field("auto", "fused: word2vec.c's per-example SGD in rnnzoo's C++ op "
+                        "(negative loss, unigram sampler, sgd; compiled on first use); tape: "
+                        "one GradientTape step per batch (any loss and optimizer); auto: fused "
+                        "where it applies and builds, else tape.", choices=UPDATES)
+    workers: int = field(1, "Threads of the fused update (word2vec.c and gensim's Hogwild "
+                         "workers); more than 1 is faster but not bitwise reproducible.",
+                         resumable=True, minimum=1)
     # Reporting.
     analogy_restrict: int = field(30_000, "Analogies: answer among this many most frequent "
                                   "words (gensim's restrict_vocab).", resumable=True, minimum=1)
@@ -127,6 +137,11 @@ class WordData:
     vocab: WordVocabulary
     ids: np.ndarray  # int32 [n], the training text as ids
     questions: list | None  # analogy sections, or None when the file is not found
+    corpus_words: int | None = None  # the text's words, dropped ones included (default: n)
+
+    @property
+    def words(self) -> int:
+        return len(self.ids) if self.corpus_words is None else self.corpus_words
 
 
 def load_data(config: Word2VecConfig, *, vocab=None, source_dir=None, tfds_dir=None) -> WordData:
@@ -137,7 +152,8 @@ def load_data(config: Word2VecConfig, *, vocab=None, source_dir=None, tfds_dir=N
         vocab = WordVocabulary.build(words, max_size=config.vocab_max_size or None,
                                      min_count=config.vocab_min_count)
     ids = vocab.encode(words, oov="skip" if config.drop_unknown else "unk").astype(np.int32)
-    return WordData(vocab=vocab, ids=ids, questions=find_questions(source_dir))
+    return WordData(vocab=vocab, ids=ids, questions=find_questions(source_dir),
+                    corpus_words=len(words))
 
 
 def find_questions(source_dir=None):
@@ -180,8 +196,7 @@ def train(config: Word2VecConfig, workdir, *, resume: bool = False, data: WordDa
             f"{len(data.vocab):,}")
         model = build_model(config, data.vocab)
         optimizer = make_optimizer(config, total)
-        trainer = Trainer(model, optimizer, clip_norm=config.clip_norm or None,
-                          loss_fn=_loss_fn(config, optimizer), jit_compile=config.jit_compile)
+        trainer = make_trainer(config, model, optimizer, log=log)
         checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints)
         plan = TrainingPlan(
             trainer=trainer, initial_carry=lambda: (), carries_state=False,
@@ -193,6 +208,31 @@ def train(config: Word2VecConfig, workdir, *, resume: bool = False, data: WordDa
             on_report=_reporter(model, data, config, run, log))
         record = fit(plan, config, run, checkpoints, resume=resume, log=log)
     return TrainResult(record=record, model=model, data=data, run=run)
+
+
+def make_trainer(config: Word2VecConfig, model: Word2Vec, optimizer, *, log=print):
+    """The fused word2vec.c step where `config.update` allows it, else the shared `Trainer`."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    why_not = fused_word2vec.supports(model, config.optimizer, replicas)
+    if why_not is None and config.clip_norm:
+        why_not = "gradient clipping (word2vec.c does not clip)"
+    if config.update != "tape" and why_not is None:
+        try:
+            library = ops.load_word2vec_ops(required=True)
+        except ops.OpsUnavailable as e:
+            why_not = f"this machine: the C++ op is unavailable ({e})"
+        else:
+            log(f"update: fused (word2vec.c's per-example SGD, {config.workers} worker"
+                f"{'s' if config.workers > 1 else ''})")
+            return fused_word2vec.FusedWord2VecTrainer(model, optimizer, library,
+                                                       seed=config.seed,
+                                                       workers=config.workers)
+    if config.update == "fused":
+        raise ConfigError(f"`update=fused` does not support {why_not}; use update=tape")
+    log("update: tape (the batch's mean-loss gradient, one optimizer step)"
+        + (f"; not fused: {why_not}" if config.update == "auto" else ""))
+    return Trainer(model, optimizer, clip_norm=config.clip_norm or None,
+                   loss_fn=_loss_fn(config, optimizer), jit_compile=config.jit_compile)
 
 
 # ------------------------------------------------------------------------------- data
@@ -247,13 +287,14 @@ def _loss_fn(config: Word2VecConfig, optimizer):
 
 
 def _words_per_sec(data: WordData, config: Word2VecConfig):
-    """Corpus words read per second: an epoch's words (before subsampling) over its time, or,
-    for the course's pairs, the center words of the steps since the last report."""
+    """Corpus words read per second: an epoch's words (all the text's words, those dropped as
+    rare or subsampled included, as gensim counts them) over its time, or, for the course's
+    pairs, the center words of the steps since the last report."""
     centers = (config.batch_size // config.num_skips if config.architecture == "skipgram"
                else config.batch_size)
 
     def annotate(record: dict, num_batches: int) -> dict:
-        words = len(data.ids) if not config.by_steps else num_batches * centers
+        words = data.words if not config.by_steps else num_batches * centers
         return {"words_per_sec": words / record["seconds"]}
 
     return annotate

@@ -187,8 +187,8 @@ class _EpochLoop(_Loop):
                 window.add(loss_sum, count)
                 step += 1
                 if progbar is not None and (i + 1) % 50 == 0:
-                    progbar.update(i + 1, [("perplexity",
-                                            perplexity(float(loss_sum) / float(count)))])
+                    mean = float(loss_sum) / float(count)
+                    progbar.update(i + 1, list(plan.train_metrics(mean).items()))
             record = self._record(window, epoch=epoch, step=step)
             report = epoch % config.pred_period == 0 or epoch == config.num_epochs
             self._finish(record, report, epoch)

@@ -30,8 +30,13 @@ def test_skipgram_hidden_is_the_center_row_and_cbow_combines_the_masked_context(
     for combine, want in (("sum", want_sum), ("mean", want_sum / [[3], [2]])):
         cbow = _model(architecture="cbow", combine=combine)
         cbow.embeddings.assign(table)
-        got = cbow((tf.constant(contexts), tf.constant(mask))).numpy()
-        np.testing.assert_allclose(got, want, rtol=1e-6)
+        with tf.GradientTape() as tape:
+            got = cbow((tf.constant(contexts), tf.constant(mask)))
+            total = tf.reduce_sum(got)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+        # Either way each context word receives the whole gradient of h (word2vec.c).
+        grad = tf.convert_to_tensor(tape.gradient(total, cbow.embeddings))
+        np.testing.assert_allclose(grad.numpy()[[1, 2, 4, 5, 6, 0]].sum(1), [D] * 5 + [0])
 
 
 def test_the_sampler_draws_counts_to_the_three_quarters_and_is_stateless():
@@ -51,12 +56,15 @@ def test_the_sampler_draws_counts_to_the_three_quarters_and_is_stateless():
 def test_negative_sampling_loss_is_word2vec_cs():
     model = _model(loss="negative", init="course")
     hidden = tf.constant(np.random.default_rng(1).normal(size=(B, D)), tf.float32)
-    labels = tf.constant(np.arange(B) % V)
     seed = tf.constant([0, 9])
     negatives = model._candidates(B * 5, seed).numpy().reshape(B, 5)
+    labels = np.arange(B) % V
+    labels[:2] = negatives[:2, 1]  # a negative equal to the label is skipped
     w, h = model.output_weights.numpy(), hidden.numpy()
-    want = sum(_softplus(-w[labels[i]] @ h[i]) + _softplus(w[negatives[i]] @ h[i]).sum()
+    want = sum(_softplus(-w[labels[i]] @ h[i])
+               + sum(_softplus(w[n] @ h[i]) for n in negatives[i] if n != labels[i])
                for i in range(B))
+    labels = tf.constant(labels)
     np.testing.assert_allclose(model.sampled_loss(hidden, labels, seed).numpy(), want, rtol=1e-5)
 
 

@@ -27,6 +27,16 @@ ENTRIES = {
         loss="negative", sampler="unigram", optimizer="sgd", lr=0.5, lr_schedule="linear",
         lr_decay_steps=500,  # fixed, so that stopping early does not change the schedule
         window=2, sample=0.0, init="word2vec", sentence_length=0)),
+    # The same run through the GradientTape trainer (the fused op's fallback).
+    "word2vec_skipgram_tape": ("skipgram", dict(
+        pairs="word2vec", train_steps=0, num_epochs=3, pred_period=1, checkpoint_every=1,
+        loss="negative", sampler="unigram", optimizer="sgd", lr=0.5, lr_schedule="linear",
+        lr_decay_steps=500, window=2, sample=0.0, init="word2vec", sentence_length=0,
+        update="tape")),
+    "word2vec_cbow_fused": ("cbow", dict(
+        pairs="word2vec", train_steps=0, num_epochs=3, pred_period=1, checkpoint_every=1,
+        loss="negative", sampler="unigram", optimizer="sgd", lr=0.5, combine="mean",
+        window=2, sample=0.0, init="word2vec", sentence_length=0, update="fused")),
     "word2vec_cbow": ("cbow", dict(
         pairs="word2vec", train_steps=0, num_epochs=3, pred_period=1, checkpoint_every=1,
         loss="nce", sampler="unigram", combine="mean", window=2, sample=0.0,
