@@ -225,16 +225,28 @@ class Word2vecNegativeSgdOp : public OpKernel {
   // Rows [begin, end) in order; returns their summed loss.
   double Train(const Chunk& c, int64_t begin, int64_t end, uint64_t state) const {
     const int64_t dim = c.dim, slots = c.slots, k_neg = num_negatives_;
+    // The negatives first (row after row: the same draws as drawing them on the way), so that
+    // the rows of an example can be fetched from memory while an earlier one trains.
+    for (int64_t i = begin * k_neg; i < end * k_neg; ++i) {
+      const double u = static_cast<double>(SplitMix64(&state) >> 11) * 0x1.0p-53;
+      const int64_t id = std::upper_bound(c.cdf, c.cdf + c.rows, u) - c.cdf;
+      c.neg[i] = static_cast<int32_t>(std::min<int64_t>(id, c.rows - 1));
+    }
+    auto prefetch = [&c, dim](const float* table, int32_t id) {
+      const char* row = reinterpret_cast<const char*>(table + static_cast<int64_t>(id) * dim);
+      for (int64_t b = 0; b < dim * 4; b += 64) __builtin_prefetch(row + b, 1);
+    };
     std::vector<float> h(dim), err(dim);
     double loss = 0.0;
     for (int64_t i = begin; i < end; ++i) {
-      // Draw first, so the negatives of row i do not depend on whether it trains.
-      int32_t* negs = c.neg + i * k_neg;
-      for (int64_t k = 0; k < k_neg; ++k) {
-        const double u = static_cast<double>(SplitMix64(&state) >> 11) * 0x1.0p-53;
-        const int64_t id = std::upper_bound(c.cdf, c.cdf + c.rows, u) - c.cdf;
-        negs[k] = static_cast<int32_t>(std::min<int64_t>(id, c.rows - 1));
+      const int64_t ahead = i + kPrefetchDistance;
+      if (ahead < end) {  // the table rows of a later example: memory latency, not FLOPs,
+        for (int64_t s = 0; s < slots; ++s)  // bounds this loop
+          if (c.on[ahead * slots + s]) prefetch(c.E, c.in[ahead * slots + s]);
+        prefetch(c.W, c.lab[ahead]);
+        for (int64_t k = 0; k < k_neg; ++k) prefetch(c.W, c.neg[ahead * k_neg + k]);
       }
+      const int32_t* negs = c.neg + i * k_neg;
       std::fill(h.begin(), h.end(), 0.0f);
       int count = 0;
       for (int64_t s = 0; s < slots; ++s) {
@@ -267,6 +279,7 @@ class Word2vecNegativeSgdOp : public OpKernel {
     return loss;
   }
 
+  static constexpr int64_t kPrefetchDistance = 4;
   bool mean_;
   int64_t num_negatives_;
   int64_t num_threads_;
