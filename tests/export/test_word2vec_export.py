@@ -245,6 +245,8 @@ def test_bad_inputs_are_clear_errors(w2v_exports):
     with pytest.raises((TypeError, ValueError)) as info:
         loaded.embed(tf.constant([1, 2]))
     assert "string" in str(info.value)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a string tensor"):
+        loaded.signatures["embed"](words=tf.constant([1]))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"`words` must have shape \[batch\]"):
         loaded.embed(tf.constant([["w1"]]))
     for k in (0, max_k + 1, -3):
