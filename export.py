@@ -1,10 +1,13 @@
 """Exports a trained run: SavedModel, TFLite and model.json, rebuilt from the run directory alone.
 
-The run's `config.json` names its task (`rnnzoo.zoo`), whose exporter writes the files.
+The run's `config.json` names its task (`rnnzoo.zoo`), whose exporter writes the files: a
+character LM's SavedModel, TFLite file and model.json, or a word2vec run's word vectors
+(vectors.txt, vectors.bin, projector/, saved_model/, model.json; `rnnzoo.export.word_vectors`).
 
     python export.py --workdir=runs/lstm                       # -> runs/lstm/export/
     python export.py --workdir=runs/lstm --quantize=dynamic --output=exports/lstm_int8
     python export.py --workdir=runs/lstm --checkpoint=runs/lstm/checkpoints/ckpt-40
+    python export.py --workdir=runs/skipgram --tsne            # word vectors, and tsne.png
 
 The export is atomic: a failed export leaves nothing behind, and an existing export is replaced
 only once the new one is complete. See `rnnzoo.export` and the README's "Exporting" section.
@@ -31,6 +34,8 @@ flags.DEFINE_bool("compute_val_perplexity", False, "Compute the validation perpl
 flags.DEFINE_string("data_dir", None, "With --compute_val_perplexity: directory of the original "
                     "corpus files (default: $RNNZOO_DATA_DIR).")
 flags.DEFINE_string("tfds_dir", None, "With --compute_val_perplexity: TFDS data directory.")
+flags.DEFINE_bool("tsne", False, "word2vec runs: also draw tsne.png, the t-SNE map of the 500 "
+                  "most frequent words (needs scikit-learn; takes some seconds).")
 FLAGS = flags.FLAGS
 
 
@@ -54,7 +59,7 @@ def main(argv):
         zoo.export_run(FLAGS.workdir, FLAGS.output, quantize=FLAGS.quantize,
                        checkpoint=FLAGS.checkpoint,
                        compute_val_perplexity=FLAGS.compute_val_perplexity,
-                       source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir)
+                       source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir, tsne=FLAGS.tsne)
     except (ConfigError, CorpusError, ExportError, RunDirError) as e:
         sys.exit(f"error: {e}")
 

@@ -1,4 +1,5 @@
-"""Training and validation perplexity curves of one or several training runs, drawn into a PNG.
+"""Training and validation perplexity curves of one or several training runs, drawn into a PNG;
+or the t-SNE map of a word2vec run's word vectors (`--tsne`).
 
     python -m rnnzoo.plot runs/lstm --output=curves.png
     python -m rnnzoo.plot runs/rnn runs/gru runs/lstm --labels=RNN,GRU,LSTM --output=curves.png
@@ -21,13 +22,23 @@ as the resumed run did. A last line without its newline that is not valid JSON i
 record still being written (plotting a run that is training) and skipped; any other line that is
 not a JSON object is an error naming the file and the line.
 
+Word vectors: `--tsne` draws instead the t-SNE map of the `--num_words` (500) most frequent
+words of one word2vec run, as the TensorFlow course's word2vec assignment did (`word_map_png`):
+
+    python -m rnnzoo.plot runs/skipgram --tsne --output=words.png
+
+It reads the run's latest checkpoint (TensorFlow is imported for that alone), leaves `<unk>`
+out, and takes every word when the vocabulary has fewer. `python export.py --tsne` puts the same
+map in the export as `tsne.png`.
+
 The PNG is written atomically (a temporary file, then `os.replace`). Bad input ends with one
-`error: ...` line and exit code 1. Drawing needs matplotlib: `pip install -e ".[plot]"`;
-`read_curves` does not.
+`error: ...` line and exit code 1. Drawing needs matplotlib, and t-SNE scikit-learn:
+`pip install -e ".[plot]"`; `read_curves` needs neither.
 """
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import math
@@ -41,6 +52,8 @@ from rnnzoo import flags_util
 from rnnzoo.files import write_bytes_atomic
 
 METRICS_FILE = "metrics.jsonl"
+TSNE_WORDS = 500  # the words of a t-SNE map (the TensorFlow course's)
+TSNE_ITERATIONS = 5000
 _X_LABELS = {"step": "training step", "epoch": "epoch"}
 _SPLITS = ("train", "val")
 FLAGS = flags.FLAGS
@@ -226,6 +239,121 @@ def plot_runs(run_dirs, output, *, labels=None, title: str | None = None,
     return output
 
 
+# ------------------------------------------------------------------ word vectors: t-SNE
+
+
+def frequent_ids(vocab, num_words: int = TSNE_WORDS) -> list[int]:
+    """The ids of the `num_words` most frequent words of `vocab` (all if it has fewer), by count
+    descending then id, never the unknown token; in id order for a vocabulary without counts."""
+    counts = getattr(vocab, "counts", None)
+    ids = [i for i in range(len(vocab)) if i != vocab.unk_id]
+    if counts is not None:
+        ids.sort(key=lambda i: (-int(counts[i]), i))
+    return ids[:num_words]
+
+
+def tsne_points(vectors, *, seed: int = 0):
+    """float `[n, 2]`: the t-SNE map of `vectors` `[n, D]`, as the TensorFlow course drew its
+    word vectors: `sklearn.manifold.TSNE(perplexity=30, n_components=2, init="pca",
+    max_iter=5000)`, with `random_state=seed`. Fewer than 31 points lower the perplexity to
+    `n - 1` (scikit-learn needs it below `n`); vectors of one dimension start from a random
+    map (PCA cannot make two components from one). It runs on one thread: scikit-learn's
+    OpenMP threads spin against any other work on the machine (500 words of 128 dimensions:
+    8 s on one thread, 42 s on two of a busy 2-core machine)."""
+    import numpy as np
+
+    try:
+        from sklearn.manifold import TSNE
+        from threadpoolctl import threadpool_limits  # a dependency of scikit-learn
+    except ImportError as e:
+        raise PlotError('scikit-learn is not installed; install it with pip install -e '
+                        '".[plot]"') from e
+    vectors = np.asarray(vectors, np.float64)
+    n = len(vectors)
+    if n < 3:
+        raise PlotError(f"a t-SNE map needs at least 3 words, got {n}")
+    kwargs = dict(n_components=2, perplexity=min(30.0, n - 1.0),
+                  init="pca" if vectors.shape[1] >= 2 else "random", random_state=seed)
+    # scikit-learn 1.5 renamed n_iter to max_iter (and 1.7 removed n_iter).
+    iterations = "max_iter" if "max_iter" in inspect.signature(TSNE).parameters else "n_iter"
+    with threadpool_limits(limits=1):
+        return TSNE(**kwargs, **{iterations: TSNE_ITERATIONS}).fit_transform(vectors)
+
+
+def word_map_png(embeddings, vocab, *, num_words: int = TSNE_WORDS, title: str | None = None,
+                 dpi: int = 100) -> bytes:
+    """A PNG of the t-SNE map (`tsne_points`) of the `num_words` most frequent words
+    (`frequent_ids`; `<unk>` left out), each a dot labelled with its word, as the TensorFlow
+    course's word2vec assignment drew it (15 x 15 inches).
+
+    Args:
+        embeddings: `[V, D]`, row `i` the vector of `vocab`'s token `i`.
+        vocab: a `WordVocabulary` (or any `Vocabulary`: then the first words by id).
+        num_words: how many words (>= 3).
+        title: the figure's title, if any.
+
+    Raises PlotError for bad input, or when matplotlib or scikit-learn is missing.
+    """
+    if isinstance(num_words, bool) or not isinstance(num_words, int) or num_words < 3:
+        raise PlotError(f"`num_words` must be an integer >= 3, got {num_words!r}")
+    if len(embeddings) != len(vocab):
+        raise PlotError(f"{len(embeddings)} vectors for a vocabulary of {len(vocab)} words")
+    ids = frequent_ids(vocab, num_words)
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise PlotError('matplotlib is not installed; install it with pip install -e ".[plot]"'
+                        ) from e
+    points = tsne_points([embeddings[i] for i in ids])
+
+    fig = Figure(figsize=(15, 15), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.scatter(points[:, 0], points[:, 1], s=12)
+    for (x, y), i in zip(points, ids):
+        ax.annotate(vocab.tokens[i], xy=(x, y), xytext=(5, 2), textcoords="offset points",
+                    ha="right", va="bottom")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title or f"t-SNE of the {len(ids)} most frequent words")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def plot_word_map(run_dir, output, *, num_words: int = TSNE_WORDS, title: str | None = None,
+                  checkpoint=None) -> pathlib.Path:
+    """Draws `word_map_png` of a word2vec run's vectors (its latest checkpoint, or
+    `checkpoint`) into the PNG file `output`, atomically. Raises PlotError when `run_dir` is
+    not a trained word2vec run, for bad input, or when matplotlib or scikit-learn is missing.
+    """
+    run_dir = pathlib.Path(run_dir)
+    if not run_dir.exists():
+        raise PlotError(f"{run_dir}: no such run directory")
+    # TensorFlow: only here, so that plotting curves never imports it.
+    from rnnzoo.config import ConfigError
+    from rnnzoo.export.exporter import ExportError
+    from rnnzoo.run_dir import RunDirError
+    from rnnzoo.tasks import word2vec_export
+
+    try:
+        trained = word2vec_export.load_trained(run_dir, checkpoint)
+    except (ConfigError, ExportError, RunDirError) as e:
+        raise PlotError(f"--tsne draws a trained word2vec run: {e}") from e
+    vocab, vectors, _ = word2vec_export.exported_rows(trained.config, trained.vocab,
+                                                      trained.model.embeddings.numpy())
+    png = word_map_png(vectors, vocab, num_words=num_words, title=title or (
+        f"{trained.config.model} ({run_dir.name}): t-SNE of the "
+        f"{len(frequent_ids(vocab, num_words))} most frequent words"))
+    output = pathlib.Path(output)
+    try:
+        write_bytes_atomic(output, png)
+    except OSError as e:
+        raise PlotError(f"cannot write {output}: {e.strerror or e}") from e
+    return output
+
+
 # ---------------------------------------------------------------------------- command line
 
 
@@ -236,6 +364,9 @@ def _define_flags() -> None:
                       "of the run directories (default: the directories' names).")
     flags.DEFINE_bool("linear", False, "Linear y axis (default: logarithmic).")
     flags.DEFINE_string("title", None, "Title of the figure.")
+    flags.DEFINE_bool("tsne", False, "Instead of curves: the t-SNE map of the --num_words most "
+                      "frequent words of one word2vec run (needs scikit-learn).")
+    flags.DEFINE_integer("num_words", TSNE_WORDS, "With --tsne: how many words.", lower_bound=3)
 
 
 def main(argv) -> None:
@@ -245,6 +376,17 @@ def main(argv) -> None:
                  "[RUN_DIR ...] --output=curves.png")
     if not FLAGS.output:
         sys.exit("error: --output is required, e.g. --output=curves.png")
+    if FLAGS.tsne:
+        if len(run_dirs) != 1:
+            sys.exit(f"error: --tsne maps the words of one run, got {len(run_dirs)} run "
+                     "directories")
+        try:
+            output = plot_word_map(run_dirs[0], FLAGS.output, num_words=FLAGS.num_words,
+                                   title=FLAGS.title)
+        except PlotError as e:
+            sys.exit(f"error: {e}")
+        print(f"wrote {output}")
+        return
     try:
         output = plot_runs(run_dirs, FLAGS.output, labels=FLAGS.labels,
                            title=FLAGS.title, log_y=not FLAGS.linear)

@@ -46,8 +46,9 @@ TF_NOISE = ("WARNING: All log messages", "I0000", "E0000", "W0000")
 
 # (id, cli, args, what the error line must name, marks). In args and names: {run} is the run
 # directory (which the CLI may change), {file} a plain file, {notrun} a directory holding a file
-# but no run, {badvocab} a run directory whose vocab.json is garbage, {missing} a path that does
-# not exist. `offline` rows run without $RNNZOO_DATA_DIR;
+# but no run, {badvocab} a run directory whose vocab.json is garbage, {w2vrun} a word2vec run
+# directory with its config and vocabulary but no checkpoint, {missing} a path that does not
+# exist. `offline` rows run without $RNNZOO_DATA_DIR;
 # `prepares` rows may prepare their corpus in TFDS's data directory before they fail.
 CASES = [
     # train.py: flags absl refuses.
@@ -89,6 +90,11 @@ CASES = [
     ("export-output-is-a-file", "export", ["--workdir={notrun}", "--output={file}"],
      "--output"),
     ("export-corrupt-vocab", "export", ["--workdir={badvocab}"], "vocab.json"),
+    # export.py, word2vec
+    ("export-word2vec-no-checkpoint", "export", ["--workdir={w2vrun}"], "{w2vrun}"),
+    ("export-word2vec-quantize", "export", ["--workdir={w2vrun}", "--quantize=dynamic"],
+     "--quantize"),
+    ("export-tsne-char-lm", "export", ["--workdir={badvocab}", "--tsne"], "--tsne"),
     # python -m rnnzoo.generate
     ("generate-unknown-flag", "generate", ["--model={missing}", "--prefix=a", "--bogus"],
      "bogus"),
@@ -117,6 +123,11 @@ CASES = [
     ("plot-missing-dir", "plot", ["{missing}", "--output={run}/x.png"], "{missing}"),
     ("plot-not-a-run", "plot", ["{notrun}", "--output={run}/x.png"], "{notrun}"),
     ("plot-no-output", "plot", ["{notrun}"], "--output"),
+    ("plot-tsne-char-lm", "plot", ["{badvocab}", "--tsne", "--output={run}/x.png"], "'char_lm'"),
+    ("plot-tsne-two-runs", "plot", ["{notrun}", "{badvocab}", "--tsne", "--output={run}/x.png"],
+     "--tsne"),
+    ("plot-tsne-num-words", "plot", ["{w2vrun}", "--tsne", "--num_words=2",
+                                     "--output={run}/x.png"], "--num_words"),
 ]
 
 
@@ -138,15 +149,19 @@ def closed_port():
 
 def _scratch(tmp_path: pathlib.Path) -> dict[str, str]:
     """The fixtures the rows name, in a fresh scratch directory."""
-    for name in ("cwd", "tmp", "tfds", "notrun", "badvocab"):
+    for name in ("cwd", "tmp", "tfds", "notrun", "badvocab", "w2vrun"):
         (tmp_path / name).mkdir(parents=True)
     (tmp_path / "file").write_text("not a directory\n")
     (tmp_path / "notrun" / "notes.txt").write_text("my notes\n")
     (tmp_path / "badvocab" / "config.json").write_text('{"task": "char_lm", "model": "lstm"}\n')
     (tmp_path / "badvocab" / "vocab.json").write_text("garbage\n")
+    (tmp_path / "w2vrun" / "config.json").write_text('{"task": "word2vec", "model": "skipgram"}\n')
+    (tmp_path / "w2vrun" / "vocab.json").write_text(
+        '{"format": "rnnzoo.word_vocabulary", "version": 1, "unk_token": "<unk>", '
+        '"tokens": ["<unk>", "the", "of"], "counts": [1, 3, 2]}\n')
     return {"run": str(tmp_path / "run"), "file": str(tmp_path / "file"),
             "notrun": str(tmp_path / "notrun"), "badvocab": str(tmp_path / "badvocab"),
-            "missing": str(tmp_path / "missing")}
+            "w2vrun": str(tmp_path / "w2vrun"), "missing": str(tmp_path / "missing")}
 
 
 # Not watched in the repository: git's own files, caches, virtualenvs and run directories (a

@@ -9,6 +9,9 @@
     quality    perplexity of an exported model on held-out ids
     exporter   export_model(_atomic): a model -> an export directory, atomically (a task's
                export_run rebuilds the model from its run directory: `rnnzoo.zoo.export_run`)
+    word_vectors          a word2vec run's vectors -> word2vec text / binary files, TensorBoard
+                          projector files, a SavedModel, atomically (the exporter's staging)
+    word_vectors_serving  the tf.Module behind that SavedModel's `embed` and `nearest`
 
 Never imports `rnnzoo.training`. The names below load their module (and TensorFlow) on first
 use, so that reading an export with `runtime` needs no TensorFlow.

@@ -41,6 +41,21 @@ OOV_POLICY_TEXT = ("a prefix character that is not in the vocabulary is read as 
 
 QUANTIZE_MODES = ("none", "dynamic", "float16")
 
+# An export of word vectors (a word2vec run, `rnnzoo.export.word_vectors`): its files beside
+# METADATA_FILE and SAVED_MODEL_DIR, and the SavedModel's signatures.
+VECTORS_TEXT_FILE = "vectors.txt"  # word2vec.c's text format
+VECTORS_BINARY_FILE = "vectors.bin"  # word2vec.c's binary format
+PROJECTOR_DIR = "projector"  # TensorBoard's embedding projector: `tensorboard --logdir=` it
+PROJECTOR_VECTORS_FILE = "vectors.tsv"
+PROJECTOR_METADATA_FILE = "metadata.tsv"
+PROJECTOR_CONFIG_FILE = "projector_config.pbtxt"  # the name TensorBoard's projector reads
+PROJECTOR_CHECKPOINT = "embedding.ckpt"  # tf.train.Checkpoint(embedding=...).save(...)
+PROJECTOR_TENSOR = "embedding/.ATTRIBUTES/VARIABLE_VALUE"  # the checkpointed tensor's name
+TSNE_FILE = "tsne.png"  # only with `export.py --tsne`
+EMBED = "embed"
+NEAREST = "nearest"
+WORD_VECTOR_SIGNATURES = (EMBED, SERVING_DEFAULT, NEAREST)  # serving_default is EMBED
+
 # Names of each layer's state tensors, in order, per recurrent cell type.
 _STATE_NAMES = {"rnn": ("h",), "gru": ("h",), "lstm": ("h", "c")}
 

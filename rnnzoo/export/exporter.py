@@ -11,7 +11,8 @@ Linux (two renames elsewhere), so readers see the old export or the new one, nev
 
 What may be replaced (`check_replaceable`): nothing but an empty directory or an rnnzoo export
 that holds only what rnnzoo wrote: its `model.json` must parse as an export's (`"format":
-"rnnzoo.export"`, `"version": 1`, checked strictly), and every file and directory in it must
+"rnnzoo.export"`, or `"rnnzoo.word_vectors"` for word vectors, `"version": 1`, checked
+strictly), and every file and directory in it must
 be one the export recorded in `model.json`'s `files` (exports older than that list: the known
 layout). Anything else is refused with an `ExportError` naming the directory and the files,
 and nothing is deleted.
@@ -47,6 +48,7 @@ import tensorflow as tf
 
 from rnnzoo.data.vocab import Vocabulary
 from rnnzoo.export import contract, parity, tflite
+from rnnzoo.export import metadata as metadata_module
 from rnnzoo.export.metadata import ExportMetadata, MetadataError
 from rnnzoo.export.serving import GenerationModule, write_vocab_asset
 from rnnzoo.run_dir import RunDir
@@ -138,7 +140,7 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
                 "parity_steps": report.num_steps},
         saved_model={"dir": contract.SAVED_MODEL_DIR, "signatures": list(contract.SIGNATURES),
                      "vocab_asset": f"assets/{contract.VOCAB_ASSET}"},
-        files=sorted([*(rel for rel, _ in _entries(directory)), contract.METADATA_FILE]))
+        files=written_files(directory))
     (directory / contract.METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
     return ExportResult(directory, metadata, report)
 
@@ -295,7 +297,8 @@ def check_replaceable(output) -> None:
 
     Allowed: `output` does not exist, or is an empty directory, or is an rnnzoo export that
     holds only what rnnzoo wrote: a `model.json` that parses as an export's (format and version
-    checked strictly, `ExportMetadata.from_json`), and nothing but the files and directories
+    checked strictly, `ExportMetadata.from_json`, or `WordVectorsMetadata.from_json` for an
+    export of word vectors: `metadata.read_any`), and nothing but the files and directories
     that it lists in `files` (the known layout for exports older than that list); a symbolic
     link is never rnnzoo's. The error names `output` and what is in the way.
     """
@@ -318,7 +321,7 @@ def check_replaceable(output) -> None:
                               f"{contract.METADATA_FILE}; it holds {', '.join(_shown(top))}); "
                               f"{refuse}")
         try:
-            metadata = ExportMetadata.from_json(metadata_path.read_text(encoding="utf-8"),
+            metadata = metadata_module.read_any(metadata_path.read_text(encoding="utf-8"),
                                                 source=str(metadata_path))
         except (MetadataError, UnicodeDecodeError) as e:
             raise ExportError(f"{output} exists and is not an rnnzoo export ({e}; it holds "
@@ -353,6 +356,13 @@ def _recorded(files, source) -> set[str] | None:
         raise ExportError(f"{source}: `files` must be a list of relative paths, got {files!r}; "
                           f"refusing to replace {pathlib.Path(source).parent}")
     return set(files)
+
+
+def written_files(directory) -> list[str]:
+    """What an export records in `model.json`'s `files`: everything under `directory` and
+    `model.json` itself (written last), sorted."""
+    return sorted([*(rel for rel, _ in _entries(pathlib.Path(directory))),
+                   contract.METADATA_FILE])
 
 
 def _entries(root: pathlib.Path, descend=lambda rel: True) -> list[tuple[str, str]]:

@@ -3,6 +3,10 @@
 A phone app reads it next to `model.tflite`: the vocabulary in id order to encode a prefix and
 decode ids, `unk_id` for characters outside it, `state_size` to allocate the state. JSON escapes
 control characters, so tokens such as "\\n" and " " round-trip exactly. Pure Python.
+
+Two kinds of export write one: a character LM's (`ExportMetadata`, `"format": "rnnzoo.export"`)
+and a word2vec run's word vectors (`WordVectorsMetadata`, `"format": "rnnzoo.word_vectors"`);
+`read_any` reads either.
 """
 
 from __future__ import annotations
@@ -101,17 +105,7 @@ class ExportMetadata:
 
     @classmethod
     def from_json(cls, text: str, *, source: str = "model.json") -> ExportMetadata:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise MetadataError(f"{source} is not valid JSON: {e}") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise MetadataError(f"{source} is not an {FORMAT!r} file (it has no "
-                                f'"format": "{FORMAT}")')
-        # `type(...) is int`: JSON's true and 1.0 compare equal to 1, but rnnzoo never wrote them.
-        if type(data.get("version")) is not int or data["version"] != VERSION:
-            raise MetadataError(f"{source} has version {data.get('version')!r}; this code reads "
-                                f"version {VERSION}")
+        data = _parse(text, source, FORMAT)
         fields = {f.name for f in dataclasses.fields(cls)}
         try:
             return cls(**{k: v for k, v in data.items() if k in fields})
@@ -132,3 +126,99 @@ class ExportMetadata:
 
     def decode(self, ids) -> str:
         return "".join(self._vocabulary.decode(ids))
+
+
+# ------------------------------------------------------------------------- word vectors
+
+WORD_VECTORS_FORMAT = "rnnzoo.word_vectors"
+
+
+@dataclasses.dataclass
+class WordVectorsMetadata:
+    """The content of a word-vector export's `model.json` (`"format": "rnnzoo.word_vectors"`).
+
+    Fields:
+        model: the zoo entry ("skipgram", "cbow"); architecture: the same, as trained.
+        corpus: the TFDS name/config it was trained on.
+        vocab_size: `V`, the rows of every file, in vocabulary order (id order).
+        embedding_dim: `D`, the length of each vector.
+        unk_token, unk_id: the unknown token and its id (0) when the files hold its row (its
+            vector was trained on the words the vocabulary cut), else None.
+        unk_row: whether the files hold the run's `<unk>` row, and why.
+        unknown_words: what the SavedModel's `embed` does with a word outside the vocabulary.
+        nearest_max_k: the largest `k` that the `nearest` signature accepts.
+        checkpoint, epoch, step: which checkpoint was exported, and its epoch or step if known.
+        metrics: the `metrics.jsonl` record of that checkpoint's report (None if there is none).
+        saved_model: directory name and signature names.
+        files: every file and directory the export wrote, relative, POSIX, directories ending
+            in "/" (`model.json` included), as `ExportMetadata.files`.
+    """
+
+    model: str
+    architecture: str
+    corpus: str | None
+    vocab_size: int
+    embedding_dim: int
+    unk_token: str | None
+    unk_id: int | None
+    unk_row: str
+    unknown_words: str
+    nearest_max_k: int
+    checkpoint: str | None = None
+    epoch: int | None = None
+    step: int | None = None
+    metrics: dict[str, Any] | None = None
+    saved_model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    files: list[str] | None = None
+
+    def __post_init__(self):
+        for name in ("vocab_size", "embedding_dim"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise MetadataError(f"`{name}` must be a positive integer, got {value!r}")
+        if (self.unk_id is None) != (self.unk_token is None) or self.unk_id not in (None, 0):
+            raise MetadataError(f"`unk_id` must be 0 with an `unk_token`, or both null; got "
+                                f"{self.unk_id!r} and {self.unk_token!r}")
+        if not isinstance(self.files, list):
+            raise MetadataError(f"`files` must be a list, got {self.files!r}")
+
+    def to_json(self) -> str:
+        payload = {"format": WORD_VECTORS_FORMAT, "version": VERSION,
+                   **dataclasses.asdict(self)}
+        return json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "model.json") -> WordVectorsMetadata:
+        data = _parse(text, source, WORD_VECTORS_FORMAT)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in fields})
+        except TypeError as e:
+            raise MetadataError(f"{source}: {e}") from None
+
+
+def _parse(text: str, source: str, fmt: str) -> dict:
+    """`model.json`'s object, checked to be `fmt` at `VERSION`."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MetadataError(f"{source} is not valid JSON: {e}") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise MetadataError(f'{source} is not an {fmt!r} file (it has no "format": "{fmt}")')
+    # `type(...) is int`: JSON's true and 1.0 compare equal to 1, but rnnzoo never wrote them.
+    if type(data.get("version")) is not int or data["version"] != VERSION:
+        raise MetadataError(f"{source} has version {data.get('version')!r}; this code reads "
+                            f"version {VERSION}")
+    return data
+
+
+def read_any(text: str, *, source: str = "model.json"):
+    """The `model.json` of any rnnzoo export: a `WordVectorsMetadata` when its format is
+    "rnnzoo.word_vectors", else an `ExportMetadata` (whose errors name "rnnzoo.export")."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        data = None
+    if isinstance(data, dict) and data.get("format") == WORD_VECTORS_FORMAT:
+        return WordVectorsMetadata.from_json(text, source=source)
+    return ExportMetadata.from_json(text, source=source)

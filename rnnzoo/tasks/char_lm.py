@@ -350,7 +350,7 @@ def evaluate_run(workdir, *, corpus: str | None = None, split: str = "validation
 
 def export_run(workdir, output=None, *, quantize: str = "none", checkpoint=None,
                compute_val_perplexity: bool = False, source_dir=None, tfds_dir=None,
-               log=print):
+               tsne: bool = False, log=print):
     """Rebuilds the model of a run directory and exports it atomically (`rnnzoo.export`).
 
     Args:
@@ -362,6 +362,7 @@ def export_run(workdir, output=None, *, quantize: str = "none", checkpoint=None,
             the run's latest.
         compute_val_perplexity: compute the validation perplexity from the corpus instead of
             reading it from `metrics.jsonl` (`source_dir`, `tfds_dir`: where the corpus is).
+        tsne: word2vec's (a t-SNE map of word vectors); True is an `ExportError`.
 
     Returns an `rnnzoo.export.exporter.ExportResult`; raises `ExportError` or `RunDirError`
     naming the file or value at fault.
@@ -369,6 +370,9 @@ def export_run(workdir, output=None, *, quantize: str = "none", checkpoint=None,
     from rnnzoo.export import exporter
 
     exporter.check_quantize(quantize)
+    if tsne:
+        raise exporter.ExportError("--tsne maps the word vectors of a word2vec run; a "
+                                   "character LM has none")
     trained = load_trained(workdir, checkpoint)
     run, config, vocab, model = trained.run, trained.config, trained.vocab, trained.model
     checkpoint = trained.checkpoint

@@ -8,6 +8,8 @@ negative sampling, its sampler seeded by `[seed, global step]` so a resumed run 
 uninterrupted one. At each report: the mean loss since the last report, words per second, the
 analogy accuracy on questions-words.txt (`rnnzoo.analogy`, restricted to the 30,000 most
 frequent words as gensim's `evaluate_word_analogies`) and the nearest neighbours of a few words.
+`export_run` (`rnnzoo.tasks.word2vec_export`) writes the vectors in word2vec.c's text and binary
+formats, TensorBoard projector files and a SavedModel with `embed` and `nearest` signatures.
 """
 
 from __future__ import annotations
@@ -304,7 +306,8 @@ def _words_per_sec(data: WordData, config: Word2VecConfig):
 
 
 def nearest_words(model: Word2Vec, vocab: WordVocabulary, words, k: int = 8) -> dict:
-    """The `k` nearest words (cosine) of each of `words` found in the vocabulary."""
+    """The `k` nearest words (cosine) of each of `words` found in the vocabulary, never the
+    word itself nor `<unk>`; the exported SavedModel's `nearest` signature lists the same."""
     unit = model.unit_vectors().numpy()
     found = [w for w in words if w in vocab]
     result = {}
@@ -350,5 +353,13 @@ def _reporter(model, data: WordData, config: Word2VecConfig, run: RunDir, log):
     return on_report
 
 
-def export_run(workdir, *args, **kwargs):
-    raise ConfigError(f"{workdir}: exporting word2vec runs is not implemented yet (issue 10)")
+# ---------------------------------------------------------------------------- export
+
+
+def export_run(workdir, output=None, **kwargs):
+    """Exports the word vectors of a run directory: `vectors.txt`, `vectors.bin`, `projector/`,
+    `saved_model/` (`embed`, `nearest`), `model.json`, and `tsne.png` with `tsne=True`
+    (`rnnzoo.tasks.word2vec_export.export_run`, which documents the arguments)."""
+    from rnnzoo.tasks import word2vec_export  # it imports this module
+
+    return word2vec_export.export_run(workdir, output, **kwargs)
