@@ -7,6 +7,7 @@ keeps; a resumed run therefore continues its schedule where it stopped.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 from rnnzoo.config import LR_SCHEDULES, OPTIMIZERS
 
@@ -48,10 +49,40 @@ def make_optimizer(config, total_steps: int) -> keras.optimizers.Optimizer:
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=lr)
     if config.optimizer == "adagrad":
-        return keras.optimizers.Adagrad(learning_rate=lr, initial_accumulator_value=0.1)
+        return SparseAdagrad(learning_rate=lr, initial_accumulator_value=0.1)
     if config.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=lr)
     raise ValueError(f"`optimizer` must be one of {list(OPTIMIZERS)}, got {config.optimizer!r}")
+
+
+@keras.saving.register_keras_serializable(package="rnnzoo")
+class SparseAdagrad(keras.optimizers.Adagrad):
+    """Keras' Adagrad, with row updates for `tf.IndexedSlices` gradients.
+
+    Keras 3's Adagrad squares a sparse gradient into a dense `[V, D]` tensor (30 ms a step for
+    the course's 50,000 x 128 embedding here, against 0.6 ms for SGD). Adagrad leaves the rows
+    without gradient unchanged, so updating only the gradient's rows `r` is the same step:
+
+        acc[r] += g[r] ** 2;    w[r] -= lr * g[r] / sqrt(acc[r] + epsilon)
+
+    (TensorFlow 1's `SparseApplyAdagrad`, which the course ran). The rows must be unique: the
+    trainer sums repeated rows first (`rnnzoo.training.trainer.sum_repeated_rows`).
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        lr = tf.cast(learning_rate, variable.dtype)
+        values = tf.cast(gradient.values, variable.dtype)
+        rows = gradient.indices
+        accumulator = self._accumulators[self._get_variable_index(variable)]
+        self.assign_add(accumulator, tf.IndexedSlices(tf.square(values), rows,
+                                                      gradient.dense_shape))
+        # Gather from the tf.Variable: a Keras variable would be read (copied) whole first.
+        scale = tf.sqrt(tf.gather(getattr(accumulator, "value", accumulator), rows)
+                        + self.epsilon)
+        self.assign_sub(variable, tf.IndexedSlices(lr * values / scale, rows,
+                                                   gradient.dense_shape))
 
 
 def current_learning_rate(optimizer) -> float:

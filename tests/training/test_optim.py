@@ -71,3 +71,18 @@ def test_the_schedule_follows_the_restored_global_step(tmp_path):
     tf.train.Checkpoint(optimizer=again, w=w).read(path).assert_consumed()
     assert int(again.iterations.numpy()) == 4
     assert current_learning_rate(again) == pytest.approx(5.0)
+
+
+def test_sparse_adagrad_steps_only_the_gradients_rows_as_the_dense_step():
+    """Row updates of an IndexedSlices gradient equal Keras' dense Adagrad step (two steps)."""
+    table = np.random.default_rng(0).normal(size=(6, 3)).astype(np.float32)
+    sparse_w, dense_w = tf.Variable(table), tf.Variable(table)
+    sparse = make_optimizer(CharLMConfig(optimizer="adagrad", lr=0.7), 10)
+    dense = keras.optimizers.Adagrad(learning_rate=0.7, initial_accumulator_value=0.1)
+    for rows in ([1, 4], [4, 0]):
+        values = np.random.default_rng(len(rows)).normal(size=(2, 3)).astype(np.float32)
+        grad = tf.IndexedSlices(tf.constant(values), tf.constant(rows), tf.constant([6, 3]))
+        sparse.apply_gradients([(grad, sparse_w)])
+        dense.apply_gradients([(tf.convert_to_tensor(grad), dense_w)])
+    np.testing.assert_allclose(sparse_w.numpy(), dense_w.numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(sparse_w.numpy()[[2, 3, 5]], table[[2, 3, 5]])
