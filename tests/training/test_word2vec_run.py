@@ -71,6 +71,17 @@ def test_training_learns_and_follows_the_metrics_contract(tmp_path, name):
     assert near, near
 
 
+def test_words_per_sec_counts_every_word_of_the_text(tmp_path):
+    """Epoch runs: the text's words, dropped ones included (gensim's count), over the epoch."""
+    model, overrides = ENTRIES["word2vec_skipgram"]
+    config = zoo.make_config(model, **{**TINY, **overrides, "num_epochs": 1})
+    data = _data(config)
+    data.corpus_words = len(data.ids) + 1000  # as if 1,000 rare words had been dropped
+    word2vec.train(config, tmp_path / "run", data=data, log=lambda *_: None)
+    (record,) = RunDir(tmp_path / "run").read_metrics()
+    assert record["words_per_sec"] * record["seconds"] == pytest.approx(len(data.ids) + 1000)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_resume_continues_exactly(tmp_path, name):
