@@ -71,7 +71,7 @@ _GENSIM = dict(pairs="word2vec", embedding_dim=100, window=5, loss="negative", n
                sampler="unigram", sample=1e-3, vocab_min_count=5, vocab_max_size=0,
                drop_unknown=True, init="word2vec", optimizer="sgd", lr_schedule="linear",
                lr_min_fraction=0.0001 / 0.025, train_steps=0, num_epochs=5, pred_period=1,
-               checkpoint_every=1, batch_size=4096, lr=0.025 * 4096)
+               checkpoint_every=1, batch_size=16384, lr=0.025 * 16384)
 
 _TIME_MACHINE = dict(corpus="time_machine/d2l", sampler_edition=2,
                      prefixes=("time traveller", "traveller"))

@@ -3,9 +3,12 @@
 Two ways to make examples (`rnnzoo.data.skipgram`): the TensorFlow course's `generate_batch`
 (`pairs="course"`: one endless sequential stream, a run measured in steps, UNK kept) and
 word2vec.c / gensim's (`pairs="word2vec"`: epochs, frequent-word subsampling, a window shrunk at
-random, rare words dropped). The loss (`rnnzoo.models.word2vec`) is sampled softmax, NCE or
-negative sampling, its sampler seeded by `[seed, global step]` so a resumed run repeats the
-uninterrupted one. At each report: the mean loss since the last report, words per second, the
+random, rare words dropped; as there, a skip-gram pair trains the context word's vector to
+predict the center word, where the course's center predicts the context). The loss
+(`rnnzoo.models.word2vec`) is sampled softmax, NCE or negative sampling, its sampler seeded by
+`[seed, global step]` so a resumed run repeats the uninterrupted one. Negative sampling with SGD
+runs word2vec.c's per-example update in a C++ op (`rnnzoo.training.fused_word2vec`) where it
+builds (`update`). At each report: the mean loss since the last report, words per second, the
 analogy accuracy on questions-words.txt (`rnnzoo.analogy`, restricted to the 30,000 most
 frequent words as gensim's `evaluate_word_analogies`) and the nearest neighbours of a few words.
 `export_run` (`rnnzoo.tasks.word2vec_export`) writes the vectors in word2vec.c's text and binary
@@ -226,9 +229,9 @@ def make_trainer(config: Word2VecConfig, model: Word2Vec, optimizer, *, log=prin
         else:
             log(f"update: fused (word2vec.c's per-example SGD, {config.workers} worker"
                 f"{'s' if config.workers > 1 else ''})")
-            return fused_word2vec.FusedWord2VecTrainer(model, optimizer, library,
-                                                       seed=config.seed,
-                                                       workers=config.workers)
+            return fused_word2vec.FusedWord2VecTrainer(
+                model, optimizer, library, seed=config.seed, workers=config.workers,
+                predict_center=config.pairs == "word2vec")
     if config.update == "fused":
         raise ConfigError(f"`update=fused` does not support {why_not}; use update=tape")
     log("update: tape (the batch's mean-loss gradient, one optimizer step)"
@@ -278,6 +281,8 @@ def _loss_fn(config: Word2VecConfig, optimizer):
                          tf.cast(optimizer.iterations, tf.int32)])
         if config.architecture == "skipgram":
             inputs, labels = batch
+            if config.pairs == "word2vec":  # word2vec.c: the context predicts the center
+                inputs, labels = tf.reshape(labels, [-1]), tf.reshape(inputs, [-1, 1])
         else:
             contexts, mask, labels = batch
             inputs = (contexts, mask)

@@ -49,14 +49,18 @@ class FusedWord2VecTrainer:
         ops: the loaded op library (`rnnzoo.ops.load_word2vec_ops()`).
         seed: the run's seed (the negatives' seed is `[seed, step]`).
         workers: threads per step (1: deterministic).
+        predict_center: skip-gram: the context word's vector predicts the center (word2vec.c and
+            gensim), instead of the center predicting the context (the course).
 
     Batches: skip-gram `(centers [B], contexts [B, 1])`; CBOW `(contexts [B, C], mask [B, C],
     targets [B])`, as `rnnzoo.data.skipgram` makes them.
     """
 
-    def __init__(self, model: Word2Vec, optimizer, ops, *, seed: int, workers: int = 1):
+    def __init__(self, model: Word2Vec, optimizer, ops, *, seed: int, workers: int = 1,
+                 predict_center: bool = False):
         self.model, self.optimizer, self.ops = model, optimizer, ops
         self.seed, self.workers = int(seed), int(workers)
+        self.predict_center = predict_center
         optimizer.build(model.trainable_variables)
         self._cdf = model._cdf
         self.train_step = tf.function(self._train_step, reduce_retracing=True)
@@ -68,6 +72,8 @@ class FusedWord2VecTrainer:
     def _train_step(self, batch, carry):
         if self.model.architecture == "skipgram":
             centers, contexts = batch
+            if self.predict_center:
+                centers, contexts = contexts, centers
             inputs = tf.reshape(tf.cast(centers, tf.int32), [-1, 1])
             mask = tf.ones_like(inputs, dtype=tf.bool)
             labels = tf.reshape(tf.cast(contexts, tf.int32), [-1])
