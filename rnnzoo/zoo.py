@@ -69,7 +69,8 @@ MODELS: dict[str, Entry] = {
 # gensim does; a batch only sets how often the rate decays.
 _GENSIM = dict(pairs="word2vec", embedding_dim=100, window=5, loss="negative", num_sampled=5,
                sampler="unigram", sample=1e-3, vocab_min_count=5, vocab_max_size=0,
-               drop_unknown=True, init="word2vec", optimizer="sgd", lr_schedule="linear",
+               drop_unknown=True, init="gensim", max_logit=6.0, optimizer="sgd",
+               lr_schedule="linear",
                lr_min_fraction=0.0001 / 0.025, train_steps=0, num_epochs=5, pred_period=1,
                checkpoint_every=1, batch_size=16384, lr=0.025 * 16384)
 

@@ -40,7 +40,7 @@ ARCHITECTURES = ("skipgram", "cbow")
 LOSSES = ("sampled_softmax", "nce", "negative")
 COMBINES = ("sum", "mean")
 SAMPLERS = ("unigram", "log_uniform")
-INITS = ("course", "word2vec")
+INITS = ("course", "word2vec", "gensim")
 
 
 @keras.saving.register_keras_serializable(package="rnnzoo")
@@ -57,8 +57,11 @@ class Word2Vec(keras.Model):
         combine: CBOW only: "sum" (the course) or "mean" (word2vec.c) of the context vectors.
         counts: the word counts in id order (`[V]`), for the unigram**0.75 sampler.
         sampler: "unigram" (counts ** 0.75) or "log_uniform" (TF's default, Zipfian by id).
-        init: "course" (E uniform(-1, 1), W truncated normal with std 1/sqrt(D), b zero) or
-            "word2vec" (E uniform(-0.5/D, 0.5/D), W and b zero, as word2vec.c and gensim).
+        init: "course" (E uniform(-1, 1), W truncated normal with std 1/sqrt(D), b zero),
+            "word2vec" (E uniform(-0.5/D, 0.5/D), W and b zero, as word2vec.c) or "gensim"
+            (E uniform(-1/D, 1/D), W and b zero, as gensim 4).
+        max_logit: negative sampling: a target whose logit `|W[t] . h|` reaches it gives no
+            gradient (gensim's `MAX_EXP`, 6); 0 (default) never skips.
         seed: seeds the initial weights; `loss` takes the sampler's per-step seed.
 
     Call arguments:
@@ -75,7 +78,7 @@ class Word2Vec(keras.Model):
 
     def __init__(self, vocab_size, embedding_dim=128, architecture="skipgram",
                  loss="sampled_softmax", num_sampled=64, combine="sum", counts=None,
-                 sampler="unigram", init="course", seed=None, **kwargs):
+                 sampler="unigram", init="course", seed=None, max_logit=0.0, **kwargs):
         super().__init__(**kwargs)
         for name, value, choices in (("architecture", architecture, ARCHITECTURES),
                                      ("loss", loss, LOSSES), ("combine", combine, COMBINES),
@@ -86,6 +89,8 @@ class Word2Vec(keras.Model):
                             ("num_sampled", num_sampled)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+        if not max_logit >= 0:
+            raise ValueError(f"`max_logit` must be >= 0 (0: none), got {max_logit!r}")
         if loss != "negative" and num_sampled >= vocab_size:
             raise ValueError(f"`num_sampled` ({num_sampled}) must be smaller than the "
                              f"vocabulary ({vocab_size} words) for the {loss} loss")
@@ -105,13 +110,14 @@ class Word2Vec(keras.Model):
         self.sampler = sampler
         self.init = init
         self.seed = seed
+        self.max_logit = float(max_logit)
         if init == "course":
             e_init = keras.initializers.RandomUniform(-1.0, 1.0, seed=seed)
             w_init = keras.initializers.TruncatedNormal(stddev=1.0 / np.sqrt(embedding_dim),
                                                         seed=None if seed is None else seed + 1)
         else:
-            e_init = keras.initializers.RandomUniform(-0.5 / embedding_dim, 0.5 / embedding_dim,
-                                                      seed=seed)
+            scale = (0.5 if init == "word2vec" else 1.0) / embedding_dim
+            e_init = keras.initializers.RandomUniform(-scale, scale, seed=seed)
             w_init = "zeros"
         self.embeddings = self.add_weight(shape=(vocab_size, embedding_dim), name="embeddings",
                                           initializer=e_init)
@@ -167,8 +173,9 @@ class Word2Vec(keras.Model):
                                    hidden)
             # word2vec.c skips a negative that is the word to predict.
             real = tf.cast(tf.not_equal(tf.cast(negatives, tf.int64), labels), hidden.dtype)
-            per_example = (tf.nn.softplus(-true_logit)
-                           + tf.reduce_sum(tf.nn.softplus(neg_logits) * real, axis=-1))
+            true_loss = _saturating(tf.nn.softplus(-true_logit), true_logit, self.max_logit)
+            neg_loss = _saturating(tf.nn.softplus(neg_logits), neg_logits, self.max_logit)
+            per_example = true_loss + tf.reduce_sum(neg_loss * real, axis=-1)
             return tf.reduce_sum(per_example)
         sampled = self._candidates(self.num_sampled, seed)
         n = float(self.num_sampled)  # expected counts of a draw with replacement: n * p
@@ -191,8 +198,17 @@ class Word2Vec(keras.Model):
         config.update(vocab_size=self.vocab_size, embedding_dim=self.embedding_dim,
                       architecture=self.architecture, loss=self.loss_name,
                       num_sampled=self.num_sampled, combine=self.combine, counts=self.counts,
-                      sampler=self.sampler, init=self.init, seed=self.seed)
+                      sampler=self.sampler, init=self.init, seed=self.seed,
+                      max_logit=self.max_logit)
         return config
+
+
+def _saturating(loss, logit, max_logit: float):
+    """`loss` with no gradient where `|logit| >= max_logit > 0` (gensim's MAX_EXP skip)."""
+    if not max_logit:
+        return loss
+    active = tf.cast(tf.abs(tf.stop_gradient(logit)) < max_logit, loss.dtype)
+    return loss * active + tf.stop_gradient(loss * (1 - active))
 
 
 def _rows(variable):

@@ -7,7 +7,8 @@
 //   h      = sum_c mask[i,c] E[inputs[i,c]]             (divided by sum_c mask[i,c] if `mean`)
 //   e      = 0
 //   for t in (labels[i], negatives[i,0..K-1]), label l = 1 for the first, 0 for the others,
-//       skipping a negative equal to labels[i] (word2vec.c's `if (target == word) continue`):
+//       skipping a negative equal to labels[i] (word2vec.c's `if (target == word) continue`),
+//       and, if max_logit > 0, a target with |W[t] . h| >= max_logit (gensim's MAX_EXP = 6):
 //       g  = (l - sigmoid(W[t] . h)) * lr
 //       e += g * W[t];   W[t] += g * h
 //   E[inputs[i,c]] += e   for every masked-in c (in full, also when `mean`: word2vec.c, gensim)
@@ -54,6 +55,7 @@ REGISTER_OP("RnnzooWord2vecNegativeSgd")
     .Attr("num_negatives: int >= 1")
     .Attr("mean: bool = false")
     .Attr("num_threads: int >= 1 = 1")
+    .Attr("max_logit: float = 0")
     .SetIsStateful()
     .SetShapeFn([](::tensorflow::shape_inference::InferenceContext* c) {
       int64_t k;
@@ -127,6 +129,7 @@ class Word2vecNegativeSgdOp : public OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("mean", &mean_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_negatives", &num_negatives_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("num_threads", &num_threads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("max_logit", &max_logit_));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -267,6 +270,8 @@ class Word2vecNegativeSgdOp : public OpKernel {
         float* w = c.W + static_cast<int64_t>(target) * dim;
         const float f = Dot(w, h.data(), dim);
         loss += Softplus(k < 0 ? -f : f);
+        // gensim leaves a target alone once |f| reaches MAX_EXP (max_logit 6).
+        if (max_logit_ > 0 && std::fabs(f) >= max_logit_) continue;
         const float g = (label - 1.0f / (1.0f + std::exp(-f))) * c.lr;
         Axpy(g, w, err.data(), dim);
         Axpy(g, h.data(), w, dim);
@@ -281,6 +286,7 @@ class Word2vecNegativeSgdOp : public OpKernel {
 
   static constexpr int64_t kPrefetchDistance = 4;
   bool mean_;
+  float max_logit_;
   int64_t num_negatives_;
   int64_t num_threads_;
 };

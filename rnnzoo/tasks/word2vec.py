@@ -80,7 +80,10 @@ class Word2VecConfig(TrainConfig):
     combine: str = field("sum", "CBOW: sum (the course) or mean (word2vec.c) of the context "
                          "vectors.", choices=COMBINES)
     init: str = field("course", "course: vectors uniform(-1, 1); word2vec: uniform(-0.5/D, "
-                      "0.5/D), output weights zero.", choices=INITS)
+                      "0.5/D), output weights zero; gensim: uniform(-1/D, 1/D), output weights "
+                      "zero.", choices=INITS)
+    max_logit: float = field(0.0, "Negative sampling: no update from a target whose logit "
+                             "reaches +-this (gensim's MAX_EXP, 6); 0: none.", minimum=0.0)
     # Data.
     vocab_max_size: int = field(50_000, "Keep the most frequent words, <unk> included (0: no "
                                 "limit).", minimum=0)
@@ -174,7 +177,8 @@ def build_model(config: Word2VecConfig, vocab: WordVocabulary) -> Word2Vec:
     return Word2Vec(len(vocab), config.embedding_dim, architecture=config.architecture,
                     loss=config.loss, num_sampled=config.num_sampled, combine=config.combine,
                     counts=counts if config.sampler == "unigram" else None,
-                    sampler=config.sampler, init=config.init, seed=config.seed)
+                    sampler=config.sampler, init=config.init, seed=config.seed,
+                    max_logit=config.max_logit)
 
 
 @dataclasses.dataclass

@@ -88,7 +88,8 @@ class FusedWord2VecTrainer:
         loss, _ = self.ops.rnnzoo_word2vec_negative_sgd(
             self.model.embeddings.handle, self.model.output_weights.handle, inputs, mask,
             labels, self._cdf, seed, lr, num_negatives=self.model.num_sampled,
-            mean=self.model.combine == "mean", num_threads=self.workers)
+            mean=self.model.combine == "mean", num_threads=self.workers,
+            max_logit=self.model.max_logit)
         with tf.control_dependencies([loss]):
             self.optimizer.iterations.assign_add(1)
         return loss, tf.cast(size, tf.float32), tf.constant(float("nan")), carry

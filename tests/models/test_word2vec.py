@@ -112,3 +112,27 @@ def test_word2vec_init_and_bad_arguments():
         model = _model()
         tf.function(lambda h: model.sampled_loss(h, tf.zeros([1], tf.int64), tf.constant([0, 0])),
                     input_signature=[tf.TensorSpec([None, D])]).get_concrete_function()
+
+
+def test_max_logit_stops_the_gradient_of_saturated_targets_but_not_the_loss():
+    model = _model(loss="negative", init="course", max_logit=1.0)
+    plain = _model(loss="negative", init="course")
+    hidden = tf.constant(np.random.default_rng(3).normal(size=(B, D)) * 2, tf.float32)
+    labels, seed = tf.constant(np.arange(B) % V), tf.constant([0, 4])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(hidden)
+        capped, full = (m.sampled_loss(hidden, labels, seed) for m in (model, plain))
+    np.testing.assert_allclose(capped.numpy(), full.numpy(), rtol=1e-6)
+    w = model.output_weights.numpy()
+    true_logits = np.sum(w[labels.numpy()] * hidden.numpy(), axis=1)
+    grad = tape.gradient(capped, hidden).numpy()
+    negatives = model._candidates(B * 5, seed).numpy().reshape(B, 5)
+    for i in range(B):  # what gensim's loop adds to h's error, by hand
+        want = np.zeros(D)
+        for k, t in enumerate([labels.numpy()[i], *negatives[i]]):
+            f = w[t] @ hidden.numpy()[i]
+            if (k and t == labels.numpy()[i]) or abs(f) >= 1.0:
+                continue
+            want += (1 / (1 + np.exp(-f)) - (k == 0)) * w[t]
+        np.testing.assert_allclose(grad[i], want, rtol=1e-4, atol=1e-5)
+    assert (np.abs(true_logits) >= 1.0).any()  # some targets were skipped

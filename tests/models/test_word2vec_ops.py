@@ -33,8 +33,9 @@ def _cdf():
     return probs, cdf
 
 
-def _word2vec_c(e, w, inputs, mask, labels, negatives, lr, mean):
-    """word2vec.c's negative-sampling loop in float64 NumPy: -> (E, W, summed loss)."""
+def _word2vec_c(e, w, inputs, mask, labels, negatives, lr, mean, max_logit=0.0):
+    """word2vec.c's negative-sampling loop in float64 NumPy (with gensim's skip of saturated
+    targets when `max_logit` > 0): -> (E, W, summed loss)."""
     e, w = e.astype(np.float64), w.astype(np.float64)
     loss = 0.0
     for i in range(len(labels)):
@@ -48,6 +49,8 @@ def _word2vec_c(e, w, inputs, mask, labels, negatives, lr, mean):
                 continue
             f = w[t] @ h
             loss += np.logaddexp(0, -f if k == 0 else f)
+            if max_logit and abs(f) >= max_logit:
+                continue
             g = ((k == 0) - 1 / (1 + np.exp(-f))) * lr
             err += g * w[t]
             w[t] += g * h
@@ -56,16 +59,17 @@ def _word2vec_c(e, w, inputs, mask, labels, negatives, lr, mean):
     return e, w, loss
 
 
-def _run(library, e, w, inputs, mask, labels, *, lr=0.1, mean=False, seed=(3, 7), threads=1):
+def _run(library, e, w, inputs, mask, labels, *, lr=0.1, mean=False, seed=(3, 7), threads=1,
+         max_logit=0.0):
     E, W = tf.Variable(e), tf.Variable(w)
     loss, negatives = library.rnnzoo_word2vec_negative_sgd(
         E.handle, W.handle, inputs, mask, labels, _cdf()[1], list(seed), lr, num_negatives=K,
-        mean=mean, num_threads=threads)
+        mean=mean, num_threads=threads, max_logit=max_logit)
     return E.numpy(), W.numpy(), float(loss), negatives.numpy()
 
 
-@pytest.mark.parametrize("mean", [False, True])
-def test_the_op_is_word2vecs_per_example_loop(library, mean):
+@pytest.mark.parametrize("mean, max_logit", [(False, 0.0), (True, 0.0), (False, 1.0)])
+def test_the_op_is_word2vecs_per_example_loop(library, mean, max_logit):
     B, C = 60, 4
     e = RNG.uniform(-0.5, 0.5, (V, D)).astype(np.float32)
     w = RNG.normal(0, 0.3, (V, D)).astype(np.float32)
@@ -73,9 +77,11 @@ def test_the_op_is_word2vecs_per_example_loop(library, mean):
     mask = RNG.random((B, C)) < 0.7
     mask[0] = False  # a row without context is skipped
     labels = RNG.integers(0, V, B).astype(np.int32)
-    got_e, got_w, got_loss, negatives = _run(library, e, w, inputs, mask, labels, mean=mean)
+    got_e, got_w, got_loss, negatives = _run(library, e, w, inputs, mask, labels, mean=mean,
+                                             max_logit=max_logit)
     assert (negatives == labels[:, None]).any()  # the skip of a negative equal to the label
-    want_e, want_w, want_loss = _word2vec_c(e, w, inputs, mask, labels, negatives, 0.1, mean)
+    want_e, want_w, want_loss = _word2vec_c(e, w, inputs, mask, labels, negatives, 0.1, mean,
+                                            max_logit)
     np.testing.assert_allclose(got_e, want_e, atol=2e-5)
     np.testing.assert_allclose(got_w, want_w, atol=2e-5)
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
