@@ -79,6 +79,8 @@ CASES = [
      "pairs=word2vec"),
     ("train-skipgram-char-flag", "train", ["--model=skipgram", "--num_hiddens=8"],
      "num_hiddens"),
+    ("train-skipgram-vocab-too-small", "train", ["--model=skipgram", "--vocab_max_size=10"],
+     "`num_sampled` (64)", "prepares"),
     # export.py
     ("export-unknown-flag", "export", ["--workdir={run}", "--bogus=1"], "bogus"),
     ("export-positional", "export", ["--workdir={run}", "extra"], "unexpected arguments"),

@@ -164,6 +164,53 @@ def load_data(config: Word2VecConfig, *, vocab=None, source_dir=None, tfds_dir=N
                     corpus_words=len(words))
 
 
+# At most this many context slots (batch_size x 2 x window) in a CBOW batch: about 1 GB of ids.
+MAX_CBOW_SLOTS = 1 << 27
+
+
+def check_data(config: Word2VecConfig, data: WordData) -> None:
+    """Raises ConfigError, naming the values, when the text or its vocabulary cannot train
+    `config`: no words left, too few words for the sampled classes or the window, a window
+    across whole sentences, CBOW batches too large to hold."""
+    known = len(data.vocab) - (1 if config.drop_unknown and data.vocab.unk_id is not None else 0)
+    if known < 2 or len(data.ids) == 0:
+        raise ConfigError(
+            f"the vocabulary keeps {known} word(s) of {config.corpus} (vocab_min_count="
+            f"{config.vocab_min_count}, vocab_max_size={config.vocab_max_size}) and the text "
+            f"{len(data.ids):,} words: nothing to train; lower vocab_min_count")
+    if config.loss != "negative" and config.num_sampled >= len(data.vocab):
+        raise ConfigError(
+            f"`num_sampled` ({config.num_sampled}) must be smaller than the vocabulary "
+            f"({len(data.vocab):,} words) for the {config.loss} loss; lower num_sampled or "
+            f"keep more words (vocab_max_size, vocab_min_count)")
+    name, span = (("window", config.window) if config.pairs == "word2vec"
+                  else ("skip_window", config.skip_window))
+    if 2 * span + 1 > len(data.ids):
+        raise ConfigError(f"`{name}` ({span}) is too large for the text: {len(data.ids):,} "
+                          f"words, fewer than the {2 * span + 1} a window spans")
+    if config.pairs == "word2vec" and span >= (config.sentence_length or len(data.ids)):
+        raise ConfigError(f"`window` ({span}) must be smaller than sentence_length "
+                          f"({config.sentence_length}): no window crosses a sentence")
+    if config.architecture == "cbow" and config.batch_size * 2 * span > MAX_CBOW_SLOTS:
+        raise ConfigError(
+            f"CBOW batches of batch_size x 2 x {name} = {config.batch_size} x 2 x {span} = "
+            f"{config.batch_size * 2 * span:,} context slots are too large (at most "
+            f"{MAX_CBOW_SLOTS:,}); lower {name} or batch_size")
+
+
+def _batches_per_epoch(data: WordData, config: Word2VecConfig) -> int:
+    """Batches in an epoch of word2vec pairs (epoch 1's plan); ConfigError if none."""
+    plan = _plan(data, config, 1)
+    count = plan.num_batches(config.batch_size, config.architecture)
+    if count == 0:
+        what = "pairs" if config.architecture == "skipgram" else "CBOW examples"
+        have = plan.num_pairs if config.architecture == "skipgram" else len(plan.cbow_targets)
+        raise ConfigError(f"an epoch has {have:,} {what} ({plan.words:,} words, "
+                          f"{plan.kept_words:,} kept after subsampling), fewer than batch_size="
+                          f"{config.batch_size}; lower batch_size")
+    return count
+
+
 def find_questions(source_dir=None):
     """questions-words.txt from `source_dir` or `$RNNZOO_DATA_DIR`, or None if absent."""
     for where in (source_dir, os.environ.get("RNNZOO_DATA_DIR")):
@@ -197,9 +244,8 @@ def train(config: Word2VecConfig, workdir, *, resume: bool = False, data: WordDa
     keras.utils.set_random_seed(config.seed)
     if data is None:
         data = load_data(config, source_dir=source_dir, tfds_dir=tfds_dir)
-    # The first epoch's plan checks that the text fits the window and the batch.
-    total = config.train_steps or config.num_epochs * _plan(data, config, 1).num_batches(
-        config.batch_size, config.architecture)
+    check_data(config, data)
+    total = config.train_steps or config.num_epochs * _batches_per_epoch(data, config)
     with run.start(config, data.vocab, resume=resume):  # locks; writes once training begins
         log(f"corpus {config.corpus}: {len(data.ids):,} training words, vocabulary of "
             f"{len(data.vocab):,}")

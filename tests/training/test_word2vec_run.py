@@ -104,3 +104,27 @@ def test_config_errors_name_the_problem():
     with pytest.raises(ConfigError, match="`architecture` is 'cbow' for --model=cbow"):
         zoo.make_config("cbow", architecture="skipgram")
     assert zoo.make_config(preset="gensim_cbow").combine == "mean"
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(num_sampled=50), "`num_sampled` \\(50\\) must be smaller than the vocabulary"),
+    (dict(skip_window=5000), "`skip_window` \\(5000\\) is too large for the text: 6,000 words"),
+    (dict(pairs="word2vec", train_steps=0, window=3, sentence_length=3),
+     "`window` \\(3\\) must be smaller than sentence_length \\(3\\)"),
+    (dict(pairs="word2vec", train_steps=0, batch_size=10**6), "fewer than batch_size=1000000"),
+])
+def test_data_that_cannot_train_the_config_is_a_clear_error(tmp_path, fields, message):
+    with pytest.raises(ConfigError, match=message):
+        _train(tmp_path / "run", "course_skipgram", **fields)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cbow_batches_too_large_and_an_empty_vocabulary_are_clear_errors(tmp_path):
+    config = zoo.make_config("cbow", **{**TINY, "batch_size": 10**6, "skip_window": 100})
+    with pytest.raises(ConfigError, match="context slots are too large"):
+        word2vec.check_data(config, _data(config))
+    config = zoo.make_config("skipgram", **TINY)
+    empty = word2vec.WordData(vocab=WordVocabulary.build([]), ids=np.zeros(0, np.int32),
+                              questions=None)
+    with pytest.raises(ConfigError, match="nothing to train; lower vocab_min_count"):
+        word2vec.check_data(config, empty)
