@@ -91,9 +91,19 @@ def build(source: str, *, log=None) -> pathlib.Path:
     return target
 
 
+_FAILED: dict[str, str] = {}  # source -> why its build failed in this process (not retried)
+
+
 @functools.cache
 def _load(source: str):
-    return tf.load_op_library(str(build(source, log=lambda m: print(m, file=sys.stderr))))
+    if source in _FAILED:
+        raise OpsUnavailable(_FAILED[source])
+    try:
+        path = build(source, log=lambda m: print(m, file=sys.stderr))
+    except OpsUnavailable as e:
+        _FAILED[source] = str(e)
+        raise
+    return tf.load_op_library(str(path))
 
 
 def load_word2vec_ops(*, required: bool = False):
