@@ -96,6 +96,10 @@ class Trainer:
                 global_count = tf.distribute.get_replica_context().all_reduce("SUM", count)
             loss = loss_sum / global_count  # This replica's share of the global mean.
         grads = tape.gradient(loss, variables)
+        # A variable the loss does not read (word2vec's biases under negative sampling) has no
+        # gradient: leave it out rather than have the optimizer warn at every step.
+        used = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        grads, variables = [g for g, _ in used], [v for _, v in used]
         if replicas > 1:  # All-reducing IndexedSlices would repeat rows again: go dense.
             grads = [tf.convert_to_tensor(g) for g in grads]
         else:
