@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import Any
+from typing import Any, ClassVar
 
 from rnnzoo.data.vocab import Vocabulary
 from rnnzoo.export import contract
@@ -27,8 +27,27 @@ class MetadataError(ValueError):
     """`model.json` is missing, not an rnnzoo export's, or inconsistent."""
 
 
+class _JsonRecord:
+    """`to_json` / `from_json` of a metadata dataclass whose file says `FORMAT_NAME`."""
+
+    FORMAT_NAME: ClassVar[str]
+
+    def to_json(self) -> str:
+        payload = {"format": self.FORMAT_NAME, "version": VERSION, **dataclasses.asdict(self)}
+        return json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "model.json"):
+        data = _parse(text, source, cls.FORMAT_NAME)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in fields})
+        except TypeError as e:
+            raise MetadataError(f"{source}: {e}") from None
+
+
 @dataclasses.dataclass
-class ExportMetadata:
+class ExportMetadata(_JsonRecord):
     """The content of `model.json`.
 
     Fields:
@@ -54,6 +73,8 @@ class ExportMetadata:
             written before it was recorded). A new export replaces an old one only if the old
             one holds nothing else (`rnnzoo.export.exporter`).
     """
+
+    FORMAT_NAME: ClassVar[str] = FORMAT
 
     model: str
     impl: str
@@ -99,19 +120,6 @@ class ExportMetadata:
         except ValueError as e:
             raise MetadataError(f"`vocab` is not a valid rnnzoo vocabulary: {e}") from e
 
-    def to_json(self) -> str:
-        payload = {"format": FORMAT, "version": VERSION, **dataclasses.asdict(self)}
-        return json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, *, source: str = "model.json") -> ExportMetadata:
-        data = _parse(text, source, FORMAT)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in fields})
-        except TypeError as e:
-            raise MetadataError(f"{source}: {e}") from None
-
     @classmethod
     def load(cls, path) -> ExportMetadata:
         path = pathlib.Path(path)
@@ -134,7 +142,7 @@ WORD_VECTORS_FORMAT = "rnnzoo.word_vectors"
 
 
 @dataclasses.dataclass
-class WordVectorsMetadata:
+class WordVectorsMetadata(_JsonRecord):
     """The content of a word-vector export's `model.json` (`"format": "rnnzoo.word_vectors"`).
 
     Fields:
@@ -153,6 +161,8 @@ class WordVectorsMetadata:
         files: every file and directory the export wrote, relative, POSIX, directories ending
             in "/" (`model.json` included), as `ExportMetadata.files`.
     """
+
+    FORMAT_NAME: ClassVar[str] = WORD_VECTORS_FORMAT
 
     model: str
     architecture: str
@@ -181,20 +191,6 @@ class WordVectorsMetadata:
                                 f"{self.unk_id!r} and {self.unk_token!r}")
         if not isinstance(self.files, list):
             raise MetadataError(f"`files` must be a list, got {self.files!r}")
-
-    def to_json(self) -> str:
-        payload = {"format": WORD_VECTORS_FORMAT, "version": VERSION,
-                   **dataclasses.asdict(self)}
-        return json.dumps(payload, ensure_ascii=False, indent=1) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str, *, source: str = "model.json") -> WordVectorsMetadata:
-        data = _parse(text, source, WORD_VECTORS_FORMAT)
-        fields = {f.name for f in dataclasses.fields(cls)}
-        try:
-            return cls(**{k: v for k, v in data.items() if k in fields})
-        except TypeError as e:
-            raise MetadataError(f"{source}: {e}") from None
 
 
 def _parse(text: str, source: str, fmt: str) -> dict:
