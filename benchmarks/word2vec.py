@@ -501,29 +501,27 @@ def parse(argv) -> argparse.Namespace:
     if unknown or not args.models:
         parser.error(f"--models: unknown model(s) {', '.join(map(repr, unknown)) or 'none'}; "
                      f"choose from {', '.join(MODELS)}, got {','.join(args.models)!r}")
-    try:
-        args.seeds = [int(s) for s in args.seeds.split(",")]
-        if any(s < 0 for s in args.seeds):
-            raise ValueError
-    except ValueError:
-        parser.error(f"--seeds must be a comma list of integers >= 0, got {args.seeds!r}")
-    try:
-        args.epochs = int(args.epochs)
-        if args.epochs < 1:
-            raise ValueError
-    except ValueError:
-        parser.error(f"--epochs must be an integer >= 1, got {args.epochs!r}")
-    try:
-        args.workers = int(args.workers)
-        if args.workers < 1:
-            raise ValueError
-    except ValueError:
-        parser.error(f"--workers must be an integer >= 1, got {args.workers!r}")
+    args.seeds = [_int_flag(parser, "seeds", s, 0, args.seeds) for s in args.seeds.split(",")]
+    args.epochs = _int_flag(parser, "epochs", args.epochs, 1)
+    args.workers = _int_flag(parser, "workers", args.workers, 1)
     if args.worker == "gensim":
         if len(args.models) != 1 or len(args.seeds) != 1:
             parser.error("a worker runs one model and one seed")
         args.models, args.seeds = args.models[0], args.seeds[0]
     return args
+
+
+def _int_flag(parser, name: str, text: str, minimum: int, whole: str | None = None) -> int:
+    """`text` as an integer >= `minimum`, else the parser's one-line error naming the flag and
+    its value (`whole`: the full flag value, when `text` is one item of a comma list)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        kind = "a comma list of integers" if whole is not None else "an integer"
+        parser.error(f"--{name} must be {kind} >= {minimum}, got {whole or text!r}")
+    return value
 
 
 def check_inputs(corpus: str) -> pathlib.Path:

@@ -37,7 +37,6 @@ import secrets
 import shutil
 import stat
 import sys
-import tempfile
 
 try:
     import fcntl
@@ -50,7 +49,7 @@ from rnnzoo.data.vocab import Vocabulary
 from rnnzoo.export import contract, parity, tflite
 from rnnzoo.export import metadata as metadata_module
 from rnnzoo.export.metadata import ExportMetadata, MetadataError
-from rnnzoo.export.serving import GenerationModule, write_vocab_asset
+from rnnzoo.export.serving import GenerationModule, save_with_vocab_asset
 from rnnzoo.run_dir import RunDir
 
 
@@ -99,11 +98,8 @@ def export_model(model, vocab: Vocabulary, directory, *, quantize: str = "none",
     saved_model_dir = directory / contract.SAVED_MODEL_DIR
     tflite_path = directory / contract.TFLITE_FILE
 
-    with tempfile.TemporaryDirectory(prefix="rnnzoo-vocab-", dir=scratch_dir) as scratch:
-        asset = pathlib.Path(scratch, contract.VOCAB_ASSET)
-        write_vocab_asset(vocab, asset)  # tf.saved_model.save copies it into assets/
-        module = GenerationModule(model, vocab, str(asset))
-        tf.saved_model.save(module, str(saved_model_dir), signatures=module.signatures())
+    save_with_vocab_asset(lambda asset: GenerationModule(model, vocab, asset), vocab,
+                          saved_model_dir, scratch_dir=scratch_dir)
 
     try:
         flatbuffer = tflite.convert_step(model, quantize, scratch_dir=scratch_dir)

@@ -11,6 +11,9 @@ The state is packed: one float32 `[batch, state_size]` tensor (`contract.state_l
 
 from __future__ import annotations
 
+import pathlib
+import tempfile
+
 import tensorflow as tf
 
 from rnnzoo.export import contract
@@ -269,3 +272,16 @@ def write_vocab_asset(vocab, path) -> None:
     encoded = tf.io.encode_base64([t.encode("utf-8") for t in vocab.tokens]).numpy()
     with open(path, "wb") as f:
         f.write(b"".join(line + b"\n" for line in encoded))
+
+
+def save_with_vocab_asset(make_module, vocab, saved_model_dir, *, scratch_dir=None) -> None:
+    """`tf.saved_model.save` of `make_module(vocab_asset_path)`, with its `signatures()`.
+
+    The vocabulary asset is written to a scratch directory (`scratch_dir`, default the system's
+    temporary one) that is removed afterwards: `tf.saved_model.save` copies it into `assets/`.
+    """
+    with tempfile.TemporaryDirectory(prefix="rnnzoo-vocab-", dir=scratch_dir) as scratch:
+        asset = pathlib.Path(scratch, contract.VOCAB_ASSET)
+        write_vocab_asset(vocab, asset)
+        module = make_module(str(asset))
+        tf.saved_model.save(module, str(saved_model_dir), signatures=module.signatures())

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -46,7 +45,7 @@ import tensorflow as tf
 from rnnzoo.export import contract
 from rnnzoo.export.exporter import ExportError, staged_directory, written_files
 from rnnzoo.export.metadata import WordVectorsMetadata
-from rnnzoo.export.serving import write_vocab_asset
+from rnnzoo.export.serving import save_with_vocab_asset
 from rnnzoo.export.word_vectors_serving import WordVectorsModule, nearest_max_k
 
 FLOAT_FORMAT = "%.9g"  # enough digits for a float32 to read back to itself
@@ -183,11 +182,8 @@ def export_word_vectors(embeddings, vocab, directory, *, model_name: str, archit
     write_projector(directory / contract.PROJECTOR_DIR, tokens, embeddings,
                     getattr(vocab, "counts", None))
     saved_model_dir = directory / contract.SAVED_MODEL_DIR
-    with tempfile.TemporaryDirectory(prefix="rnnzoo-vocab-", dir=scratch_dir) as scratch:
-        asset = pathlib.Path(scratch, contract.VOCAB_ASSET)
-        write_vocab_asset(vocab, asset)  # tf.saved_model.save copies it into assets/
-        module = WordVectorsModule(embeddings, vocab, str(asset))
-        tf.saved_model.save(module, str(saved_model_dir), signatures=module.signatures())
+    save_with_vocab_asset(lambda asset: WordVectorsModule(embeddings, vocab, asset), vocab,
+                          saved_model_dir, scratch_dir=scratch_dir)
     check_saved_model(saved_model_dir, tokens, embeddings)
     if tsne_png is not None:
         (directory / contract.TSNE_FILE).write_bytes(tsne_png)
