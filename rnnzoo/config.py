@@ -21,6 +21,9 @@ from typing import Any, ClassVar
 # Optimizers and learning-rate schedules of the shared training loop (`rnnzoo.training.optim`).
 OPTIMIZERS = ("sgd", "adagrad", "adam")
 LR_SCHEDULES = ("constant", "exponential", "linear")
+# x lr_decay_rate whenever a report's validation loss is no better than the best before it:
+# offered by tasks that report a validation loss (seq2seq), applied by the task's report.
+PLATEAU = "plateau"
 
 
 class ConfigError(ValueError):
@@ -175,4 +178,5 @@ def _check_type(f: dataclasses.Field, value) -> None:
         raise ConfigError(f"`{f.name}` must be of type {expected.__name__}, got {value!r}")
 
 
-__all__ = ["ConfigError", "LR_SCHEDULES", "OPTIMIZERS", "TrainConfig", "field", "upgrade_legacy"]
+__all__ = ["ConfigError", "LR_SCHEDULES", "OPTIMIZERS", "PLATEAU", "TrainConfig", "field",
+           "upgrade_legacy"]

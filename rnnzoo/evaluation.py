@@ -100,3 +100,23 @@ def perplexity_evaluator(model, *, batch_size: int, num_steps: int, unk_id=None)
         return _perplexities(*sums, unk_id)
 
     return evaluate
+
+
+def decoding_accuracy(outputs, targets) -> dict:
+    """Accuracy of decoded strings against their targets.
+
+    `char_accuracy`: per target character, aligned position by position,
+        sum_i #{p < len(t_i): p < len(o_i) and o_i[p] == t_i[p]}  /  sum_i len(t_i)
+    (a missing character is an error; characters past the target's end count only in
+    `sequence_accuracy`). `sequence_accuracy`: the share of outputs equal to their target.
+    """
+    outputs, targets = list(outputs), list(targets)
+    if len(outputs) != len(targets):
+        raise ValueError(f"{len(outputs)} outputs for {len(targets)} targets")
+    if not targets:
+        raise ValueError("no targets to score")
+    chars = sum(len(t) for t in targets)
+    right = sum(sum(a == b for a, b in zip(o, t)) for o, t in zip(outputs, targets))
+    exact = sum(o == t for o, t in zip(outputs, targets))
+    return {"char_accuracy": right / chars if chars else float("nan"),
+            "sequence_accuracy": exact / len(targets)}

@@ -28,6 +28,8 @@ from google.protobuf import text_format
 from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState
 
 from rnnzoo.config import TrainConfig, upgrade_legacy
+from rnnzoo.data.seq2seq import FORMAT as SEQ2SEQ_VOCAB_FORMAT
+from rnnzoo.data.seq2seq import Seq2SeqVocabulary
 from rnnzoo.data.vocab import Vocabulary
 from rnnzoo.files import write_text_atomic
 
@@ -285,13 +287,24 @@ class RunDir:
         except (ValueError, TypeError) as e:
             raise RunDirError(f"{self.config_path} is not a valid rnnzoo config: {e}") from e
 
-    def read_vocab(self) -> Vocabulary:
+    def read_vocab(self) -> Vocabulary | Seq2SeqVocabulary:
+        """The run's vocabulary: a `Vocabulary` (a `WordVocabulary` for word2vec) or, for a
+        seq2seq run, a `Seq2SeqVocabulary`, by the file's `format`."""
         if not self.vocab_path.exists():
             raise RunDirError(f"{self.path} is incomplete: {self.vocab_path} is missing")
         try:
+            if self._vocab_format() == SEQ2SEQ_VOCAB_FORMAT:
+                return Seq2SeqVocabulary.load(self.vocab_path)
             return Vocabulary.load(self.vocab_path)
         except ValueError as e:
             raise RunDirError(str(e)) from e
+
+    def _vocab_format(self) -> str | None:
+        try:
+            data = json.loads(self.vocab_path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None  # `Vocabulary.load` names the damage
+        return data.get("format") if isinstance(data, dict) else None
 
     def read_metrics(self) -> list[dict]:
         """The records of `metrics.jsonl`; a line that is not a JSON object is a RunDirError

@@ -23,9 +23,10 @@ import types
 from typing import Any
 
 from rnnzoo.config import ConfigError, TrainConfig
-from rnnzoo.tasks import char_lm, word2vec
+from rnnzoo.tasks import char_lm, seq2seq, word2vec
 
-TASKS: dict[str, types.ModuleType] = {char_lm.TASK: char_lm, word2vec.TASK: word2vec}
+TASKS: dict[str, types.ModuleType] = {char_lm.TASK: char_lm, word2vec.TASK: word2vec,
+                                      seq2seq.TASK: seq2seq}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,8 @@ MODELS: dict[str, Entry] = {
                       fixed=dict(architecture="skipgram")),
     "cbow": Entry("word2vec", "word2vec CBOW (the course's: summed context, sampled softmax)",
                   fixed=dict(architecture="cbow")),
+    "seq2seq": Entry("seq2seq", "the course's word mirror: LSTM encoder-decoder, attention, "
+                     "length buckets"),
 }
 
 # gensim's Word2Vec defaults on the same text: dimension 100, window 5, 5 negatives, sample
@@ -107,6 +110,13 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "course_cbow": ("cbow", {}),
     "gensim_skipgram": ("skipgram", _GENSIM),
     "gensim_cbow": ("cbow", dict(_GENSIM, combine="mean")),
+    # The course's seq2seq (6_lstm.ipynb, problem 3) as its public solutions built it with
+    # TensorFlow's translate model: 4 layers of 256, one bucket (20, 21), SGD lr 1.0, clip 5,
+    # x0.9 when the validation loss stops improving (the legacy translate schedule).
+    "course_seq2seq": ("seq2seq", dict(
+        num_layers=4, num_hiddens=256, embedding_dim=256, optimizer="sgd", lr=1.0,
+        clip_norm=5.0, lr_schedule="plateau", lr_decay_rate=0.9, reverse_source=True,
+        train_steps=20_000, pred_period=1000)),
 }
 
 

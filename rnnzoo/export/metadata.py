@@ -4,9 +4,10 @@ A phone app reads it next to `model.tflite`: the vocabulary in id order to encod
 decode ids, `unk_id` for characters outside it, `state_size` to allocate the state. JSON escapes
 control characters, so tokens such as "\\n" and " " round-trip exactly. Pure Python.
 
-Two kinds of export write one: a character LM's (`ExportMetadata`, `"format": "rnnzoo.export"`)
-and a word2vec run's word vectors (`WordVectorsMetadata`, `"format": "rnnzoo.word_vectors"`);
-`read_any` reads either.
+Three kinds of export write one: a character LM's (`ExportMetadata`, `"format":
+"rnnzoo.export"`), a word2vec run's word vectors (`WordVectorsMetadata`, `"format":
+"rnnzoo.word_vectors"`) and a seq2seq translator's (`TranslatorMetadata`, `"format":
+"rnnzoo.translator"`); `read_any` reads any of them.
 """
 
 from __future__ import annotations
@@ -193,6 +194,72 @@ class WordVectorsMetadata(_JsonRecord):
             raise MetadataError(f"`files` must be a list, got {self.files!r}")
 
 
+TRANSLATOR_FORMAT = "rnnzoo.translator"
+
+
+@dataclasses.dataclass
+class TranslatorMetadata(_JsonRecord):
+    """The content of a seq2seq export's `model.json` (`"format": "rnnzoo.translator"`).
+
+    Fields:
+        model: the zoo entry ("seq2seq"); corpus: the TFDS name/config it was trained on.
+        vocab: the tokens in id order, source and target alike (the specials first);
+            vocab_size: `len(vocab)`; special_ids: `{"<pad>": 0, "<bos>": 1, "<eos>": 2,
+            "<unk>": 3}`; unk_char: how `<unk>` shows in a translation (U+FFFD).
+        num_layers, num_hiddens, embedding_dim, attention: the architecture.
+        reverse_source: the encoder reads the source's ids reversed (an app driving `encode`
+            reverses them itself; `translate` does it).
+        max_source_length: the longest text (characters) `translate` accepts, and the TFLite
+            encoder's fixed source width; max_output_length: the most tokens a translation
+            decodes, `<eos>` included.
+        text_policy: what `translate` does to a text before encoding it (whitespace, unknown
+            characters).
+        state_size, state_layout: the packed decoder state (`contract.state_layout`).
+        checkpoint, epoch, step: which checkpoint was exported; metrics: its report's
+            `metrics.jsonl` record (None if none).
+        tflite: file, signatures and their tensors, ops, parity with the SavedModel.
+        saved_model: directory, signatures, vocabulary asset.
+        files: every file and directory the export wrote (as `ExportMetadata.files`).
+    """
+
+    FORMAT_NAME: ClassVar[str] = TRANSLATOR_FORMAT
+
+    model: str
+    corpus: str | None
+    vocab: list[str]
+    vocab_size: int
+    special_ids: dict[str, int]
+    unk_char: str
+    num_layers: int
+    num_hiddens: int
+    embedding_dim: int
+    attention: str
+    reverse_source: bool
+    max_source_length: int
+    max_output_length: int
+    text_policy: str
+    state_size: int
+    state_layout: list[dict[str, Any]]
+    checkpoint: str | None = None
+    epoch: int | None = None
+    step: int | None = None
+    metrics: dict[str, Any] | None = None
+    tflite: dict[str, Any] = dataclasses.field(default_factory=dict)
+    saved_model: dict[str, Any] = dataclasses.field(default_factory=dict)
+    files: list[str] | None = None
+
+    def __post_init__(self):
+        for name in ("vocab_size", "num_layers", "num_hiddens", "embedding_dim",
+                     "max_source_length", "max_output_length", "state_size"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise MetadataError(f"`{name}` must be a positive integer, got {value!r}")
+        if not isinstance(self.vocab, list) or len(self.vocab) != self.vocab_size:
+            raise MetadataError(f"`vocab` must list vocab_size={self.vocab_size} tokens")
+        if not isinstance(self.files, list):
+            raise MetadataError(f"`files` must be a list, got {self.files!r}")
+
+
 def _parse(text: str, source: str, fmt: str) -> dict:
     """`model.json`'s object, checked to be `fmt` at `VERSION`."""
     try:
@@ -217,4 +284,6 @@ def read_any(text: str, *, source: str = "model.json"):
         data = None
     if isinstance(data, dict) and data.get("format") == WORD_VECTORS_FORMAT:
         return WordVectorsMetadata.from_json(text, source=source)
+    if isinstance(data, dict) and data.get("format") == TRANSLATOR_FORMAT:
+        return TranslatorMetadata.from_json(text, source=source)
     return ExportMetadata.from_json(text, source=source)

@@ -50,15 +50,27 @@ def convert_step(model, quantize: str = "none", *, scratch_dir=None) -> bytes:
     if quantize not in contract.QUANTIZE_MODES:
         raise ValueError(f"`quantize` must be one of {list(contract.QUANTIZE_MODES)}, "
                          f"got {quantize!r}")
+    module = TFLiteStepModule(model)
+    return convert_module(module, {contract.STEP: module.step}, quantize,
+                          scratch_dir=scratch_dir, what="the step function")
+
+
+def convert_module(module, signatures: dict, quantize: str = "none", *, scratch_dir=None,
+                   what: str = "the model") -> bytes:
+    """The `.tflite` flatbuffer of `module`'s `signatures` (name -> `tf.function` with a pinned
+    batch-1 input signature), builtin ops only, weights frozen (the module docstring's route);
+    `quantize` and `scratch_dir` as `convert_step`'s. Raises `TFLiteExportError`."""
+    if quantize not in contract.QUANTIZE_MODES:
+        raise ValueError(f"`quantize` must be one of {list(contract.QUANTIZE_MODES)}, "
+                         f"got {quantize!r}")
+    keys = sorted(signatures)
     with tempfile.TemporaryDirectory(prefix="rnnzoo-tflite-", dir=scratch_dir) as scratch:
         first, second = pathlib.Path(scratch, "module"), pathlib.Path(scratch, "reloaded")
-        module = TFLiteStepModule(model)
-        tf.saved_model.save(module, str(first), signatures={contract.STEP: module.step})
+        tf.saved_model.save(module, str(first), signatures=signatures)
         reloaded = tf.saved_model.load(str(first))
         tf.saved_model.save(reloaded, str(second),
-                            signatures={contract.STEP: reloaded.signatures[contract.STEP]})
-        converter = tf.lite.TFLiteConverter.from_saved_model(
-            str(second), signature_keys=[contract.STEP])
+                            signatures={k: reloaded.signatures[k] for k in keys})
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(second), signature_keys=keys)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if quantize != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -67,8 +79,8 @@ def convert_step(model, quantize: str = "none", *, scratch_dir=None) -> bytes:
         try:
             flatbuffer = converter.convert()
         except Exception as e:  # the converter raises several private error types
-            raise TFLiteExportError(f"TFLite conversion of the step function failed: {e}") from e
-    check_builtin_only(flatbuffer)
+            raise TFLiteExportError(f"TFLite conversion of {what} failed: {e}") from e
+    check_builtin_only(flatbuffer, keys)
     return flatbuffer
 
 
@@ -100,8 +112,9 @@ def signature_keys(flatbuffer: bytes) -> list[str]:
             for i in range(model.SignatureDefsLength())]
 
 
-def check_builtin_only(flatbuffer: bytes) -> None:
-    """Raises `TFLiteExportError` unless the file is builtin ops only, with a `step` signature."""
+def check_builtin_only(flatbuffer: bytes, keys=(contract.STEP,)) -> None:
+    """Raises `TFLiteExportError` unless the file is builtin ops only, with the signatures
+    `keys` (default: a character LM's one `step`)."""
     ops = op_names(flatbuffer)
     custom = [op for op in ops if op.startswith(("CUSTOM:", "UNKNOWN_BUILTIN_"))]
     variables = sorted(VARIABLE_OPS.intersection(ops))
@@ -110,7 +123,7 @@ def check_builtin_only(flatbuffer: bytes) -> None:
             "the TFLite file needs more than the builtin LiteRT ops: "
             + "; ".join(filter(None, [custom and f"custom/Flex ops {custom}",
                                       variables and f"variable/table ops {variables}"])))
-    keys = signature_keys(flatbuffer)
-    if keys != [contract.STEP]:
-        raise TFLiteExportError(f"the TFLite file must have the one signature "
-                                f"{contract.STEP!r}, got {keys}")
+    found = signature_keys(flatbuffer)
+    if sorted(found) != sorted(keys):
+        raise TFLiteExportError(f"the TFLite file must have the signatures {sorted(keys)}, "
+                                f"got {found}")

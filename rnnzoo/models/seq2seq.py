@@ -56,6 +56,7 @@ training loop owns the averaging.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from rnnzoo.cells import LSTMCell
@@ -329,6 +330,65 @@ class Seq2Seq(keras.Model):
 
         _, _, _, _, out = tf.while_loop(cond, body, (0, tokens, finished, list(states), out))
         return tf.transpose(tf.reshape(out.stack(), [-1, batch]))
+
+    def beam_search_decode(self, source_ids, max_length, bos_id, eos_id, beam_width):
+        """Beam search: int `[B, S]` -> `(ids int32 [B, L], scores float32 [B])`, `L <=
+        max_length`: per row the finished hypothesis of highest total log-probability.
+
+        `K = beam_width` (a Python int or an int32 scalar tensor, >= 1) hypotheses per row,
+        `B * K` decoder rows. With `logp_t = log_softmax(logits_t)` and a hypothesis' score
+        `sum_t logp_t[y_t]`, each step keeps the `K` best one-token extensions of the row's
+        live hypotheses (`top_k` over `[K * V]`, ties to the lower index, as `argmax`); a
+        hypothesis that emitted `<eos>` is finished: it extends only by `<pad>`, at no cost,
+        so it keeps its score and its place. At the first step only one hypothesis exists
+        (the others start at `-inf`). The loop stops when every hypothesis has finished or
+        after `max_length` tokens; the row's best hypothesis is returned, `<eos>` included,
+        `<pad>` after it. No length normalisation. `beam_width = 1` is greedy search exactly.
+        """
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"`max_length` must be a positive integer, got {max_length!r}")
+        if isinstance(beam_width, bool) or (isinstance(beam_width, int) and beam_width < 1):
+            raise ValueError(f"`beam_width` must be a positive integer, got {beam_width!r}")
+        k = tf.convert_to_tensor(beam_width, tf.int32)
+        memory, memory_mask, states = self.encode(source_ids)
+        batch = tf.shape(memory)[0]
+        rows = batch * k
+        memory = tf.repeat(memory, k, axis=0)                        # [B*K, S, H]
+        memory_mask = tf.repeat(memory_mask, k, axis=0)
+        states = [tf.repeat(s, k, axis=0) for s in states]
+        first = tf.one_hot(tf.zeros([batch], tf.int32), k, on_value=0.0, off_value=-np.inf)
+        scores = tf.reshape(first, [rows])                            # [B*K]
+        tokens = tf.fill([rows], tf.constant(bos_id, tf.int32))
+        finished = tf.zeros([rows], tf.bool)
+        history = tf.zeros([rows, 0], tf.int32)
+        V = self.vocab_size
+        pad_only = tf.where(tf.range(V) == PAD_ID, 0.0, -np.inf)      # [V]
+
+        def cond(t, tokens, finished, scores, history, states):
+            return tf.logical_and(t < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+        def body(t, tokens, finished, scores, history, states):
+            logits, states = self.decode_step(tokens, states, memory, memory_mask)
+            logp = tf.nn.log_softmax(logits)                          # [B*K, V]
+            logp = tf.where(finished[:, None], pad_only[None, :], logp)
+            total = tf.reshape(scores[:, None] + logp, [batch, k * V])
+            best, index = tf.math.top_k(total, k)                     # [B, K]
+            parent = tf.reshape(index // V + tf.range(batch)[:, None] * k, [rows])
+            token = tf.reshape(index % V, [rows])
+            history = tf.concat([tf.gather(history, parent), token[:, None]], 1)
+            states = [tf.gather(s, parent) for s in states]
+            finished = tf.logical_or(tf.gather(finished, parent), tf.equal(token, eos_id))
+            return t + 1, token, finished, tf.reshape(best, [rows]), history, states
+
+        _, _, _, scores, history, _ = tf.while_loop(
+            cond, body, (0, tokens, finished, scores, history, list(states)),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]),
+                              tf.TensorShape([None]), tf.TensorShape([None]),
+                              tf.TensorShape([None, None]),
+                              [tf.TensorShape([None, self.num_hiddens])] * len(states)))
+        # top_k keeps each row's hypotheses sorted: the first is the best.
+        best = tf.range(batch) * k
+        return tf.gather(history, best), tf.gather(scores, best)
 
     def get_config(self):
         config = super().get_config()

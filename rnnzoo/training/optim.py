@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from rnnzoo.config import LR_SCHEDULES, OPTIMIZERS
+from rnnzoo.config import LR_SCHEDULES, OPTIMIZERS, PLATEAU
 
 
 def learning_rate(config, total_steps: int):
@@ -18,10 +18,13 @@ def learning_rate(config, total_steps: int):
     constant:     `lr` (a plain float, so the step is exactly the SGD of d2l);
     exponential:  `lr * lr_decay_rate ** floor(step / lr_decay_steps)`, staircase, as the
                   TensorFlow course's `tf.train.exponential_decay(..., staircase=True)`;
+    plateau:      `lr`, lowered by `PlateauDecay` as validation goes;
     linear:       from `lr` down to `e = lr * lr_min_fraction` over `S = lr_decay_steps` steps
                   (default: `total_steps`), `e + (lr - e) * (1 - s / S)`, then flat: word2vec.c's
                   `alpha = lr * max(1e-4, 1 - s / S)` to within `e`.
     """
+    if config.lr_schedule == PLATEAU:
+        return config.lr  # a variable of the optimizer, which `PlateauDecay` lowers
     if config.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"`lr_schedule` must be one of {list(LR_SCHEDULES)}, "
                          f"got {config.lr_schedule!r}")
@@ -89,3 +92,37 @@ def current_learning_rate(optimizer) -> float:
     """The rate the optimizer applies at its next step."""
     lr = optimizer.learning_rate
     return float(lr(optimizer.iterations) if callable(lr) else lr)
+
+
+class PlateauDecay:
+    """Lowers the learning rate when validation stops improving (the legacy translate model's
+    `learning_rate_decay_op`, on the validation loss):
+
+        after report k, if  val_loss_k >= min(val_loss_1 .. val_loss_{k-1}):  lr <- lr * factor
+
+    The rate is the optimizer's own variable, so checkpoints keep it; the history comes from
+    the run's metrics (which a resumed run keeps up to its checkpoint), so a resumed run decays
+    as the uninterrupted one would.
+
+    Args:
+        optimizer: a Keras optimizer built with a constant (variable) learning rate.
+        factor: the decay factor, in (0, 1].
+    """
+
+    def __init__(self, optimizer, factor: float):
+        if not 0 < factor <= 1:
+            raise ValueError(f"`factor` must be in (0, 1], got {factor}")
+        if callable(optimizer.learning_rate):
+            raise ValueError("PlateauDecay needs an optimizer with a constant learning rate, "
+                             "not a schedule")
+        self.optimizer, self.factor = optimizer, factor
+
+    def update(self, val_losses) -> bool:
+        """`val_losses`: every report's validation loss so far, the newest last. Decays the
+        rate (and returns True) if the newest is no better than the best before it."""
+        val_losses = [float(v) for v in val_losses]
+        if len(val_losses) < 2 or val_losses[-1] < min(val_losses[:-1]):
+            return False
+        lr = self.optimizer.learning_rate
+        lr.assign(lr * self.factor)
+        return True

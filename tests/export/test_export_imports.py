@@ -7,11 +7,12 @@ import textwrap
 _CHECK = textwrap.dedent("""
     import sys
     import rnnzoo.generate, rnnzoo.export, rnnzoo.export.contract, rnnzoo.export.metadata
-    import rnnzoo.export.runtime
+    import rnnzoo.export.runtime, rnnzoo.translate
     assert "tensorflow" not in sys.modules, "the TFLite path imported TensorFlow"
     import rnnzoo.export.exporter, rnnzoo.export.parity, rnnzoo.export.quality
     import rnnzoo.export.serving, rnnzoo.export.tflite
     import rnnzoo.export.word_vectors, rnnzoo.export.word_vectors_serving
+    import rnnzoo.export.translator
     rnnzoo.export.export_model_atomic, rnnzoo.export.TFLiteStepModel
     training = sorted(m for m in sys.modules if m.startswith("rnnzoo.training"))
     assert not training, training

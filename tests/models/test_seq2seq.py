@@ -166,3 +166,74 @@ def test_argument_errors():
         Seq2Seq(V, num_layers=0)
     with pytest.raises(ValueError, match="`max_length` must be a positive integer, got 0"):
         _model().greedy_decode(_source(), max_length=0, bos_id=BOS, eos_id=EOS)
+
+
+# --- beam search ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_beam_width_one_is_greedy(attention):
+    model = _model(attention)
+    greedy = model.greedy_decode(_source(), 9, 1, 2).numpy()
+    ids, _ = model.beam_search_decode(_source(), 9, 1, 2, 1)
+    np.testing.assert_array_equal(ids.numpy(), greedy)
+
+
+def _sequence_logp(model, source, ids):
+    """Teacher-forced sum of log-probabilities of `ids` (up to and with its <eos>)."""
+    ids = [int(i) for i in ids]
+    if 2 in ids:
+        ids = ids[:ids.index(2) + 1]
+    memory, mask, states = model.encode(source)
+    token, total = 1, 0.0
+    for y in ids:
+        logits, states = model.decode_step(tf.constant([token]), states, memory, mask)
+        total += float(tf.nn.log_softmax(logits)[0, y])
+        token = y
+    return total
+
+
+def test_full_beam_finds_the_exact_best_sequence():
+    """A beam as wide as every sequence of the vocabulary is exhaustive search: its answer
+    is the best over all sequences of at most 3 tokens (finished at <eos>, or cut at 3),
+    enumerated by brute force with one teacher-forced call; its score is that sequence's
+    log-probability."""
+    vocab_size = 6
+    model = Seq2Seq(vocab_size, embedding_dim=4, num_hiddens=8, attention="luong", seed=3)
+    source = np.array([[4, 5, 4]], np.int32)
+    ids, score = model.beam_search_decode(source, 3, BOS, EOS, vocab_size ** 3)
+    every = np.array([[a, b, c] for a in range(vocab_size) for b in range(vocab_size)
+                      for c in range(vocab_size)], np.int32)
+    decoder_inputs = np.concatenate([np.full((len(every), 1), BOS), every[:, :2]], 1)
+    logits = model((np.repeat(source, len(every), 0), decoder_inputs)).numpy()
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    token_logp = np.take_along_axis(logp, every[..., None], -1)[..., 0]   # [216, 3]
+    best, best_score = None, -np.inf
+    for seq, lp in zip(every.tolist(), token_logp):
+        n = seq.index(EOS) + 1 if EOS in seq else 3
+        if lp[:n].sum() > best_score + 1e-9:
+            best, best_score = seq[:n], lp[:n].sum()
+    got = [int(i) for i in ids.numpy()[0] if i != 0]
+    assert got == best
+    assert float(score[0]) == pytest.approx(best_score, abs=1e-4)
+
+
+def test_beam_scores_are_the_outputs_log_probabilities():
+    """Each row's score is its output's teacher-forced log-probability, and on these rows a
+    beam of 4 finds outputs at least as likely as greedy search's."""
+    model = _model("bahdanau")
+    _, narrow = model.beam_search_decode(_source(), 9, BOS, EOS, 1)
+    ids, wide = model.beam_search_decode(_source(), 9, BOS, EOS, 4)
+    assert (wide.numpy() >= narrow.numpy() - 1e-5).all()
+    for r in range(3):
+        row = [int(i) for i in ids.numpy()[r] if i != 0]
+        assert _sequence_logp(model, _source()[r:r + 1], row) == pytest.approx(
+            float(wide[r]), abs=1e-4)
+
+
+def test_beam_search_argument_errors():
+    model = _model()
+    with pytest.raises(ValueError, match="`beam_width` must be a positive integer, got 0"):
+        model.beam_search_decode(_source(), 5, BOS, EOS, 0)
+    with pytest.raises(ValueError, match="`max_length` must be a positive integer"):
+        model.beam_search_decode(_source(), 0, BOS, EOS, 2)
