@@ -61,7 +61,7 @@ import tensorflow as tf
 
 from rnnzoo.cells import LSTMCell
 from rnnzoo.data.seq2seq import PAD_ID
-from rnnzoo.models.recurrence import scan
+from rnnzoo.models.recurrence import run_layer, run_layers, scan
 
 ATTENTIONS = ("luong", "bahdanau", "none")
 _NEG = -1e9
@@ -213,24 +213,46 @@ class Seq2Seq(keras.Model):
 
         `states` is the flat list of the encoder's final states, each row's at its own last
         real token (see the module docstring).
+
+        How, fast: each row is right-aligned (its padding moved to the front, by a gather),
+        and at a padding step every layer's gate pre-activations are set to `i = -1e4, f =
+        +1e4, g = 0, o = 0`, so `sigmoid` gives exactly `i = 0, f = 1`: from the zero state,
+        `c = f c + i g = 0` and `h = o tanh(c) = 0` stay exactly zero until the row's first
+        real token. Each layer then runs on the shared fast time loop (`recurrence.run_layer`,
+        hand-written backpropagation) with no mask in the recurrence, its final state is its
+        state at the row's last real token, and the outputs are moved back into place (0 at
+        padding). The same maths as masking each step
+        (`states_s = m_s * stack(x_s, states_{s-1}) + (1 - m_s) * states_{s-1}`).
         """
         source_ids = tf.convert_to_tensor(source_ids)
         mask = tf.not_equal(source_ids, PAD_ID)
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
         batch = tf.shape(source_ids)[0]
-        projected = self.encoder_cells[0].project_inputs(self.source_embedding(source_ids))
-        projected = tf.transpose(projected, [1, 0, 2])            # [S, B, 4H]
-        step_mask = tf.transpose(mask)[:, :, None]                 # [S, B, 1]
-        zeros = tf.zeros([batch, self.num_hiddens])
-        initial = [zeros] * (2 * self.num_layers)
 
-        def step(xs, states):
-            projected_t, m = xs
-            out, new = self._stack_step(self.encoder_cells, projected_t, states)
-            new = [tf.where(m, n, s) for n, s in zip(new, states, strict=True)]
-            return [tf.where(m, out, tf.zeros_like(out))], new
+        # Row b moves right by shift_b = S - length_b (gathers: TFLite has no ReverseSequence).
+        positions = tf.range(tf.shape(source_ids)[1])[None, :]              # [1, S]
+        shift = tf.shape(source_ids)[1] - lengths[:, None]                  # [B, 1]
+        real = positions >= shift                                           # aligned mask
 
-        (outputs,), states = scan(step, [projected, step_mask], initial, [tf.float32])
-        return tf.transpose(outputs, [1, 0, 2]), mask, states
+        def align(x):  # [B, S, ...] padded at the end -> padded at the front
+            return tf.gather(x, tf.maximum(positions - shift, 0), batch_dims=1)
+
+        def unalign(x):
+            return tf.gather(x, tf.minimum(positions + shift, tf.shape(x)[1] - 1),
+                             batch_dims=1) * tf.cast(mask, x.dtype)[:, :, None]
+
+        real = real[:, :, None]                                             # [B, S, 1]
+        H = self.num_hiddens
+        pad_gates = tf.concat([tf.fill([H], -1e4), tf.fill([H], 1e4), tf.zeros([2 * H])], 0)
+        x = align(self.source_embedding(source_ids))
+        zeros = tf.zeros([batch, H])
+        states = []
+        for cell in self.encoder_cells:
+            projected = tf.where(real, cell.project_inputs(x), pad_gates)
+            outputs, final = run_layer(cell, tf.transpose(projected, [1, 0, 2]), [zeros, zeros])
+            x = tf.transpose(outputs, [1, 0, 2])
+            states += final
+        return unalign(x), mask, states
 
     # ---------------------------------------------------------------------------- decoder
 
@@ -290,14 +312,11 @@ class Seq2Seq(keras.Model):
 
             (logits,), _ = scan(step, [tf.transpose(decoder_inputs)], states, [tf.float32])
             return tf.transpose(logits, [1, 0, 2])
-        # "luong" / "none": run the decoder's recurrence over all steps, then the head.
+        # "luong" / "none": run the decoder's recurrence over all steps (the shared fast time
+        # loop), then attend and project for all steps at once.
         projected = self.decoder_cells[0].project_inputs(self.target_embedding(decoder_inputs))
-
-        def step(xs, carry):
-            h, carry = self._stack_step(self.decoder_cells, xs[0], carry)
-            return [h], carry
-
-        (hs,), _ = scan(step, [tf.transpose(projected, [1, 0, 2])], states, [tf.float32])
+        hs, _ = run_layers(self.decoder_cells, tf.transpose(projected, [1, 0, 2]),
+                           self._per_layer(states))
         hs = tf.transpose(hs, [1, 0, 2])                                   # [B, T, H]
         if self.attention == "luong":
             hs, _ = self._luong_output(hs, memory, memory_mask)
