@@ -174,7 +174,8 @@ def train(config: CharLMConfig, workdir, *, resume: bool = False, data: CharData
     _check_batches(config, len(data.train_ids))
     # Checks the directory and locks it for this process; nothing is written until the loop
     # begins (see RunDir): a run that fails before that leaves the directory as it was.
-    with run.start(config, data.vocab, resume=resume) if chief else contextlib.nullcontext():
+    with (run.start(config, data.vocab, resume=resume) if chief else contextlib.nullcontext(),
+          distribute.stop_on_lost_worker(strategy)):
         log(f"corpus {config.corpus}: {len(data.train_ids)} training and {len(data.val_ids)} "
             f"validation characters, vocabulary of {len(data.vocab)}")
 

@@ -254,7 +254,8 @@ def train(config: Word2VecConfig, workdir, *, resume: bool = False, data: WordDa
     check_data(config, data)
     total = config.train_steps or config.num_epochs * _batches_per_epoch(data, config)
     # Locks; writes once training begins. Another worker than the chief writes nothing there.
-    with run.start(config, data.vocab, resume=resume) if chief else contextlib.nullcontext():
+    with (run.start(config, data.vocab, resume=resume) if chief else contextlib.nullcontext(),
+          distribute.stop_on_lost_worker(strategy)):
         log(f"corpus {config.corpus}: {len(data.ids):,} training words, vocabulary of "
             f"{len(data.vocab):,}")
         with strategy.scope():

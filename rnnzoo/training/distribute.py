@@ -29,6 +29,7 @@ either into `WorkerLost`, a clear error naming the last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -229,12 +230,28 @@ class WorkerCheckpointDir:
             shutil.rmtree(directory, ignore_errors=True)
 
 
-def lost_worker_error(error: BaseException, last_checkpoint: str | None) -> WorkerLost:
-    """The `WorkerLost` a collective's `error` means."""
+def lost_worker_error(error: BaseException, last_checkpoint: str | None = None, *,
+                      training: bool = True) -> WorkerLost:
+    """The `WorkerLost` a collective's `error` means (`training`: once the loop had begun)."""
     detail = str(error).strip().splitlines()
     detail = next((line for line in detail if "abort" in line.lower() or "unhealthy" in line
                    or "reset" in line), detail[0] if detail else type(error).__name__)
-    return WorkerLost(
-        f"another worker of the multi-worker job died or stopped answering ({detail.strip()}); "
-        f"this worker stopped. Restart every worker with --resume to continue from the last "
-        f"checkpoint: {last_checkpoint or 'none yet'}")
+    if "aborted by:" in detail:  # Drop TF's function-node prefix.
+        detail = "collective ops aborted by:" + detail.split("aborted by:", 1)[1]
+    then = (f"Restart every worker with --resume to continue from the last checkpoint: "
+            f"{last_checkpoint or 'none yet'}" if training else
+            "It stopped before training began: see the chief's (worker 0's) error")
+    return WorkerLost(f"another worker of the multi-worker job died or stopped answering "
+                      f"({detail.strip()}); this worker stopped. {then}")
+
+
+@contextlib.contextmanager
+def stop_on_lost_worker(strategy: tf.distribute.Strategy):
+    """Turns a collective's peer error before the loop (a chief that refused the run directory
+    while the others built the model) into `WorkerLost`; the loop reports its own."""
+    try:
+        yield
+    except PEER_ERRORS as e:
+        if not is_multi_worker(strategy):
+            raise
+        raise lost_worker_error(e, training=False) from e
