@@ -58,6 +58,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TF's and TFDS' INFO lines drown the report lines.
     from rnnzoo.data.errors import CorpusError
     from rnnzoo.run_dir import RunDirError
+    from rnnzoo.training.distribute import WorkerLost
     from rnnzoo.training.loop import TrainingDiverged
 
     # Bad input ends with one `error:` line; any other exception is a bug and keeps its traceback.
@@ -72,7 +73,7 @@ def main(argv):
                                        source_dir=FLAGS.data_dir, tfds_dir=FLAGS.tfds_dir)
     except (ConfigError, CorpusError, RunDirError) as e:
         sys.exit(f"error: {e}")
-    except TrainingDiverged as e:
+    except (TrainingDiverged, WorkerLost) as e:
         sys.exit(f"error: {e}")
 
 

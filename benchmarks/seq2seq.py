@@ -61,7 +61,7 @@ def accuracy_table(run_dirs, *, beam_widths=(1, 4), pairs_per_bin=300, max_lengt
         binned = [[p for p in pairs if a <= len(p[0]) <= b][:pairs_per_bin] for a, b in BINS]
         for width in beam_widths:
             cells = []
-            for (a, b), group in zip(BINS, binned, strict=True):
+            for (_, b), group in zip(BINS, binned, strict=True):
                 if not group:
                     cells.append("—")
                     continue

@@ -24,6 +24,8 @@ LR_SCHEDULES = ("constant", "exponential", "linear")
 # x lr_decay_rate whenever a report's validation loss is no better than the best before it:
 # offered by tasks that report a validation loss (seq2seq), applied by the task's report.
 PLATEAU = "plateau"
+# Where training runs (`rnnzoo.training.distribute`).
+DISTRIBUTES = ("auto", "one_device", "mirrored", "multi_worker")
 
 
 class ConfigError(ValueError):
@@ -87,6 +89,16 @@ class TrainConfig:
     keep_checkpoints: int = field(3, "Checkpoints kept on disk (oldest deleted first).",
                                   resumable=True, minimum=1)
     jit_compile: bool = field(False, "XLA-compile the training step.", resumable=True)
+    distribute: str = field("auto", "Where training runs: one_device; mirrored (the local GPUs, "
+                            "else the logical CPU devices); multi_worker (one process per worker, "
+                            "the cluster from TF_CONFIG; only the chief writes the run "
+                            "directory); auto: mirrored with several GPUs, else one_device. "
+                            "batch_size is the global batch.", choices=DISTRIBUTES,
+                            resumable=True)
+    worker_timeout: float = field(0.0, "multi_worker: seconds a collective may wait for the "
+                                  "other workers before the job stops (0: no limit; a dead "
+                                  "worker is detected by TF's heartbeat anyway).",
+                                  resumable=True, minimum=0.0)
 
     def __post_init__(self):
         if not self.task:
@@ -178,5 +190,5 @@ def _check_type(f: dataclasses.Field, value) -> None:
         raise ConfigError(f"`{f.name}` must be of type {expected.__name__}, got {value!r}")
 
 
-__all__ = ["ConfigError", "LR_SCHEDULES", "OPTIMIZERS", "PLATEAU", "TrainConfig", "field",
-           "upgrade_legacy"]
+__all__ = ["ConfigError", "DISTRIBUTES", "LR_SCHEDULES", "OPTIMIZERS", "PLATEAU", "TrainConfig",
+           "field", "upgrade_legacy"]

@@ -159,14 +159,22 @@ class Word2Vec(keras.Model):
         """Summed loss of predicting `labels` (int `[batch]` or `[batch, 1]`) from `hidden`.
 
         `hidden`: `[batch, D]` with a static batch size; `seed`: int32 `[2]` for the sampler.
+        Negative sampling draws `[global batch, num_sampled]` negatives; under a `tf.distribute`
+        strategy replica `r` of `R` keeps rows `[r batch, (r + 1) batch)` of them (the rows of
+        the global batch it trains on), so the replicas draw what one device draws.
         """
         labels = tf.reshape(tf.cast(labels, tf.int64), [-1, 1])
         batch = hidden.shape[0]
         if batch is None:
             raise ValueError("word2vec batches need a static batch size (drop_remainder=True)")
         if self.loss_name == "negative":
-            negatives = tf.reshape(self._candidates(batch * self.num_sampled, seed),
-                                   [batch, self.num_sampled])
+            replica = tf.distribute.get_replica_context()
+            replicas = replica.num_replicas_in_sync if replica is not None else 1
+            negatives = tf.reshape(self._candidates(replicas * batch * self.num_sampled, seed),
+                                   [replicas * batch, self.num_sampled])
+            if replicas > 1:
+                first = replica.replica_id_in_sync_group * batch
+                negatives = negatives[first:first + batch]
             weights = _rows(self.output_weights)
             true_logit = tf.reduce_sum(tf.gather(weights, labels[:, 0]) * hidden, -1)
             neg_logits = tf.einsum("bkd,bd->bk", tf.gather(weights, negatives),

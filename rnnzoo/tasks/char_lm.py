@@ -10,6 +10,7 @@ over the global count of predicted characters; perplexity is `exp(total NLL / ch
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -27,6 +28,7 @@ from rnnzoo.evaluation import perplexity_evaluator, sequence_evaluator
 from rnnzoo.models import CELLS, IMPLS, INITS, INPUTS, CharLM
 from rnnzoo.models.generation import TextGenerator
 from rnnzoo.run_dir import RunDir
+from rnnzoo.training import distribute
 from rnnzoo.training.checkpoints import Checkpoints
 from rnnzoo.training.loop import TrainingPlan, fit
 from rnnzoo.training.optim import make_optimizer
@@ -155,8 +157,15 @@ def train(config: CharLMConfig, workdir, *, resume: bool = False, data: CharData
 
     `data` (the splits as ids, and the vocabulary) defaults to `config.corpus` loaded from
     `source_dir` / `tfds_dir`; tests and users with their own text pass it directly.
+
+    Under `config.distribute` (`rnnzoo.training.distribute`) the model and optimizer live in
+    the strategy's scope, each replica trains on its rows of every global batch (carrying
+    their state), and only the chief writes `workdir`.
     """
     config.validate()
+    strategy = distribute.make_strategy(config.distribute, worker_timeout=config.worker_timeout)
+    distribute.check_batch_size(strategy, config.batch_size)
+    chief = distribute.is_chief(strategy)
     run = RunDir(workdir)
     keras.utils.set_random_seed(config.seed)
 
@@ -165,19 +174,22 @@ def train(config: CharLMConfig, workdir, *, resume: bool = False, data: CharData
     _check_batches(config, len(data.train_ids))
     # Checks the directory and locks it for this process; nothing is written until the loop
     # begins (see RunDir): a run that fails before that leaves the directory as it was.
-    with run.start(config, data.vocab, resume=resume):
+    with (run.start(config, data.vocab, resume=resume) if chief else contextlib.nullcontext(),
+          distribute.stop_on_lost_worker(strategy)):
         log(f"corpus {config.corpus}: {len(data.train_ids)} training and {len(data.val_ids)} "
             f"validation characters, vocabulary of {len(data.vocab)}")
 
-        model = build_model(config, len(data.vocab))
+        with strategy.scope():
+            model = build_model(config, len(data.vocab))
+            optimizer = make_optimizer(config, _total_steps(config, len(data.train_ids)))
         train_corpus = tf.constant(data.train_ids)  # One copy for every epoch's dataset.
-        optimizer = make_optimizer(config, _total_steps(config, len(data.train_ids)))
         trainer = Trainer(model, optimizer, clip_norm=config.clip_norm,
-                          jit_compile=config.jit_compile)
+                          jit_compile=config.jit_compile, strategy=strategy)
         carries = _carries_state(config)
         initial_carry = lambda: model.initial_state(config.batch_size)  # noqa: E731
         checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints,
-                                  carry=initial_carry() if config.by_steps and carries else None)
+                                  carry=initial_carry() if config.by_steps and carries else None,
+                                  strategy=strategy)
         plan = TrainingPlan(
             trainer=trainer, initial_carry=initial_carry, carries_state=carries,
             epoch_batches=lambda epoch: _epoch_dataset(train_corpus, config, epoch),

@@ -22,6 +22,7 @@ translate model's rule; `rnnzoo.training.optim.PlateauDecay`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -36,6 +37,7 @@ from rnnzoo.data import seq2seq as s2s
 from rnnzoo.evaluation import decoding_accuracy, perplexity
 from rnnzoo.models.seq2seq import ATTENTIONS, Seq2Seq, sequence_loss
 from rnnzoo.run_dir import RunDir
+from rnnzoo.training import distribute
 from rnnzoo.training.checkpoints import Checkpoints
 from rnnzoo.training.loop import TrainingPlan, fit
 from rnnzoo.training.optim import PlateauDecay, make_optimizer
@@ -191,22 +193,38 @@ class TrainResult:
 
 def train(config: Seq2SeqConfig, workdir, *, resume: bool = False, data: PairData | None = None,
           source_dir=None, tfds_dir=None, log=print) -> TrainResult:
-    """Trains (or resumes) a seq2seq run in `workdir`; `data` defaults to `config.corpus`."""
+    """Trains (or resumes) a seq2seq run in `workdir`; `data` defaults to `config.corpus`.
+
+    Under `config.distribute` (`rnnzoo.training.distribute`) the model and optimizer live in
+    the strategy's scope, each replica trains on its rows of every global batch, and only the
+    chief writes `workdir`. `lr_schedule=plateau` is decided by the chief's validation, so it
+    is refused across several workers (use linear or exponential there).
+    """
     config.validate()
+    strategy = distribute.make_strategy(config.distribute, worker_timeout=config.worker_timeout)
+    distribute.check_batch_size(strategy, config.batch_size)
+    if config.lr_schedule == PLATEAU and distribute.is_multi_worker(strategy):
+        raise ConfigError("`lr_schedule=plateau` follows the chief's validation, which the "
+                          "other workers do not see: use linear or exponential with "
+                          "distribute=multi_worker")
+    chief = distribute.is_chief(strategy)
     run = RunDir(workdir)
     keras.utils.set_random_seed(config.seed)
     if data is None:
         data = load_data(config, source_dir=source_dir, tfds_dir=tfds_dir)
-    with run.start(config, data.vocab, resume=resume):
+    with (run.start(config, data.vocab, resume=resume) if chief else contextlib.nullcontext(),
+          distribute.stop_on_lost_worker(strategy)):
         log(f"corpus {config.corpus}: {len(data.train_text):,} training characters, "
             f"{len(data.val_pairs):,} validation pairs, vocabulary of {len(data.vocab)}")
-        model = build_model(config, len(data.vocab))
         total = config.train_steps or config.num_epochs * _epoch_dataset(
             data, config, 1).cardinality().numpy()
-        optimizer = make_optimizer(config, int(total))
+        with strategy.scope():
+            model = build_model(config, len(data.vocab))
+            optimizer = make_optimizer(config, int(total))
         trainer = Trainer(model, optimizer, clip_norm=config.clip_norm or None,
-                          loss_fn=pair_loss, jit_compile=config.jit_compile)
-        checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints)
+                          loss_fn=pair_loss, jit_compile=config.jit_compile, strategy=strategy)
+        checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints,
+                                  strategy=strategy)
         plan = TrainingPlan(
             trainer=trainer, initial_carry=lambda: (), carries_state=False,
             epoch_batches=lambda epoch: _epoch_dataset(data, config, epoch),

@@ -17,6 +17,7 @@ formats, TensorBoard projector files and a SavedModel with `embed` and `nearest`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
@@ -32,7 +33,7 @@ from rnnzoo.data.tokenize import word_tokens
 from rnnzoo.data.vocab import WordVocabulary
 from rnnzoo.models.word2vec import ARCHITECTURES, COMBINES, INITS, LOSSES, SAMPLERS, Word2Vec
 from rnnzoo.run_dir import RunDir
-from rnnzoo.training import fused_word2vec
+from rnnzoo.training import distribute, fused_word2vec
 from rnnzoo.training.checkpoints import Checkpoints
 from rnnzoo.training.loop import TrainingPlan, fit
 from rnnzoo.training.optim import make_optimizer
@@ -238,21 +239,31 @@ class TrainResult:
 
 def train(config: Word2VecConfig, workdir, *, resume: bool = False, data: WordData | None = None,
           source_dir=None, tfds_dir=None, log=print) -> TrainResult:
-    """Trains (or resumes) a word2vec run in `workdir`; `data` defaults to `config.corpus`."""
+    """Trains (or resumes) a word2vec run in `workdir`; `data` defaults to `config.corpus`.
+
+    Under `config.distribute` (`rnnzoo.training.distribute`) the update is the tape trainer's,
+    each replica taking its rows of every global batch; only the chief writes `workdir`."""
     config.validate()
+    strategy = distribute.make_strategy(config.distribute, worker_timeout=config.worker_timeout)
+    distribute.check_batch_size(strategy, config.batch_size)
+    chief = distribute.is_chief(strategy)
     run = RunDir(workdir)
     keras.utils.set_random_seed(config.seed)
     if data is None:
         data = load_data(config, source_dir=source_dir, tfds_dir=tfds_dir)
     check_data(config, data)
     total = config.train_steps or config.num_epochs * _batches_per_epoch(data, config)
-    with run.start(config, data.vocab, resume=resume):  # locks; writes once training begins
+    # Locks; writes once training begins. Another worker than the chief writes nothing there.
+    with (run.start(config, data.vocab, resume=resume) if chief else contextlib.nullcontext(),
+          distribute.stop_on_lost_worker(strategy)):
         log(f"corpus {config.corpus}: {len(data.ids):,} training words, vocabulary of "
             f"{len(data.vocab):,}")
-        model = build_model(config, data.vocab)
-        optimizer = make_optimizer(config, total)
-        trainer = make_trainer(config, model, optimizer, log=log)
-        checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints)
+        with strategy.scope():
+            model = build_model(config, data.vocab)
+            optimizer = make_optimizer(config, total)
+        trainer = make_trainer(config, model, optimizer, log=log, strategy=strategy)
+        checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints,
+                                  strategy=strategy)
         plan = TrainingPlan(
             trainer=trainer, initial_carry=lambda: (), carries_state=False,
             epoch_batches=lambda epoch: _epoch_dataset(data, config, epoch),
@@ -265,10 +276,15 @@ def train(config: Word2VecConfig, workdir, *, resume: bool = False, data: WordDa
     return TrainResult(record=record, model=model, data=data, run=run)
 
 
-def make_trainer(config: Word2VecConfig, model: Word2Vec, optimizer, *, log=print):
-    """The fused word2vec.c step where `config.update` allows it, else the shared `Trainer`."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+def make_trainer(config: Word2VecConfig, model: Word2Vec, optimizer, *, log=print,
+                 strategy=None):
+    """The fused word2vec.c step where `config.update` allows it, else the shared `Trainer`
+    (always under a strategy other than the default one: the op updates one copy)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
     why_not = fused_word2vec.supports(model, config.optimizer, replicas)
+    if why_not is None and distribute.mirrors_variables(strategy):
+        why_not = f"distribute={config.distribute} (the fused step updates one copy)"
     if why_not is None and config.clip_norm:
         why_not = "gradient clipping (word2vec.c does not clip)"
     if config.update != "tape" and why_not is None:
@@ -287,7 +303,8 @@ def make_trainer(config: Word2VecConfig, model: Word2Vec, optimizer, *, log=prin
     log("update: tape (the batch's mean-loss gradient, one optimizer step)"
         + (f"; not fused: {why_not}" if config.update == "auto" else ""))
     return Trainer(model, optimizer, clip_norm=config.clip_norm or None,
-                   loss_fn=_loss_fn(config, optimizer), jit_compile=config.jit_compile)
+                   loss_fn=_loss_fn(config, optimizer), jit_compile=config.jit_compile,
+                   strategy=strategy)
 
 
 # ------------------------------------------------------------------------------- data

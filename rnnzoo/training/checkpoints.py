@@ -12,6 +12,10 @@ Restoring reads and changes nothing on disk: the checkpoint to restore is found 
 `RunDir.find_latest_checkpoint` (by its files when the state file is unreadable), and a damaged
 one is a `RunDirError` naming the file. The CheckpointManager, which reads the state file and
 deletes old checkpoints, is made at the first save, after `RunDir.begin()`.
+
+Under a multi-worker strategy only the chief reads and writes the run directory: another worker
+saves into a temporary directory it deletes, and on resume takes the chief's restored values
+(`rnnzoo.training.distribute.broadcast_from_chief`), so it needs no copy of the checkpoints.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from rnnzoo.run_dir import RunDir
+from rnnzoo.training import distribute
 
 
 class Checkpoints:
@@ -28,13 +33,17 @@ class Checkpoints:
         run_dir: the run directory.
         model, optimizer: what is trained.
         max_to_keep: checkpoints kept on disk, oldest deleted first.
-        carry: a flat list of tensors shaped like the state carried between batches, to be
-            checkpointed too; `None` when no state outlives an epoch.
+        carry: a flat list of tensors shaped like the state carried between batches (of the
+            global batch), to be checkpointed too; `None` when no state outlives an epoch.
+        strategy: the `tf.distribute.Strategy` trained under (default: the current one).
     """
 
-    def __init__(self, run_dir: RunDir, model, optimizer, *, max_to_keep: int = 3, carry=None):
+    def __init__(self, run_dir: RunDir, model, optimizer, *, max_to_keep: int = 3, carry=None,
+                 strategy=None):
         self.run_dir = run_dir
         self.optimizer = optimizer
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = distribute.is_chief(self.strategy)
         self.max_to_keep = max_to_keep
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         extra = {}
@@ -51,6 +60,8 @@ class Checkpoints:
             extra["random_state"] = random_state
         self.checkpoint = run_dir.checkpoint(model, optimizer=optimizer, epoch=self.epoch,
                                              **extra)
+        self._variables = [*model.variables, *optimizer.variables, self.epoch,
+                           *(self.carry or [])]
         self._manager = None
         self.restored: str | None = None  # the prefix `restore_latest` restored
         self.note = ""  # how it was found, when not by the state file
@@ -63,28 +74,38 @@ class Checkpoints:
                 checkpoint_name="ckpt")
         return self._manager
 
-    def save(self, number: int, *, epoch: int = 0, carry=None) -> str:
-        """Writes `ckpt-<number>` (the epoch, or the step of a run measured in steps)."""
+    def save(self, number: int, *, epoch: int = 0, carry=None) -> str | None:
+        """Writes `ckpt-<number>` (the epoch, or the step of a run measured in steps); returns
+        its prefix (None on a worker that is not the chief, which writes a copy it deletes)."""
         self.epoch.assign(epoch)
         if self.carry is not None and carry is not None:
             for variable, value in zip(self.carry, carry, strict=True):
                 variable.assign(value)
+        if not self.chief:
+            distribute.WorkerCheckpointDir().save(self.checkpoint)
+            return None
         return self.manager.save(checkpoint_number=number)
 
     def restore_latest(self) -> tuple[int, int]:
         """Restores the newest checkpoint; returns `(epoch, global step)` it had reached
         (`(0, 0)` without one). Writes nothing; a damaged checkpoint is a `RunDirError` naming
         the file (see `RunDir.find_latest_checkpoint`), and `note` says when the checkpoint was
-        found by its files."""
+        found by its files. Under multi-worker the chief restores and every worker takes its
+        values (each worker calls this)."""
+        if self.chief:
+            self._restore_latest()
+        distribute.broadcast_from_chief(self.strategy, self._variables)
+        return int(self.epoch.numpy()), int(self.optimizer.iterations.numpy())
+
+    def _restore_latest(self) -> None:
         path, self.note = self.run_dir.find_latest_checkpoint()
         if path is None:
-            return 0, 0
+            return
         try:
             self.checkpoint.restore(path).assert_existing_objects_matched()
         except (AssertionError, ValueError, IndexError, tf.errors.OpError) as e:
             raise self.run_dir.checkpoint_error(path, e) from e
         self.restored = path
-        return int(self.epoch.numpy()), int(self.optimizer.iterations.numpy())
 
     def restored_carry(self) -> list[tf.Tensor] | None:
         return None if self.carry is None else [tf.identity(v) for v in self.carry]

@@ -16,6 +16,12 @@ With `train_steps > 0` the run is measured in optimizer steps: `pred_period` and
 resume (the optimizer's iteration count, restored with the checkpoint), with the carried state
 restored too. Otherwise it is measured in epochs, as d2l: the carried state starts at zero each
 epoch, and a resumed run restarts at the epoch after its last checkpoint.
+
+Under a `tf.distribute` strategy (the trainer's) the task still hands over global batches and a
+global carried state: the loop gives each replica its own rows of them
+(`rnnzoo.training.distribute`), gathers the carried state back for a checkpoint, and lets only
+the chief write the run directory (metrics, TensorBoard, reports, checkpoints); the others keep
+in step and write nothing there. A worker lost mid-run ends every other with `WorkerLost`.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import keras
 import tensorflow as tf
 
 from rnnzoo.evaluation import perplexity
+from rnnzoo.training import distribute
 from rnnzoo.training.checkpoints import Checkpoints
 from rnnzoo.training.optim import current_learning_rate
 from rnnzoo.training.trainer import Trainer
@@ -77,12 +84,24 @@ def fit(plan: TrainingPlan, config, run, checkpoints: Checkpoints, *, resume: bo
     """Trains for `config.num_epochs` epochs or `config.train_steps` steps; returns the last
     metrics record. See the module docstring.
 
-    `run` is a `RunDir` that `start()` checked and locked. A resumed run restores its checkpoint
-    before anything is written (a damaged one is a `RunDirError`, and nothing changes); a run
-    already at its `num_epochs` / `train_steps` logs that there is nothing to do and returns its
-    last record, writing nothing. Then `run.begin()` writes the run's identity and training
-    starts (a resumed run first drops the metrics after its checkpoint).
+    `run` is a `RunDir` that `start()` checked and locked (on the chief; another worker of a
+    multi-worker job never touches it). A resumed run restores its checkpoint before anything
+    is written (a damaged one is a `RunDirError`, and nothing changes); a run already at its
+    `num_epochs` / `train_steps` logs that there is nothing to do and returns its last record,
+    writing nothing. Then `run.begin()` writes the run's identity and training starts (a resumed
+    run first drops the metrics after its checkpoint).
     """
+    strategy = getattr(plan.trainer, "strategy", None) or tf.distribute.get_strategy()
+    try:
+        return _fit(plan, config, run, checkpoints, resume, log, strategy)
+    except distribute.PEER_ERRORS as e:
+        if not distribute.is_multi_worker(strategy):
+            raise
+        raise distribute.lost_worker_error(e, checkpoints.latest) from e
+
+
+def _fit(plan, config, run, checkpoints, resume, log, strategy) -> dict:
+    chief = distribute.is_chief(strategy)
     epoch, step = checkpoints.restore_latest() if resume else (0, 0)
     key, reached, target, limit = (("step", step, config.train_steps, "train_steps")
                                    if config.by_steps else
@@ -91,20 +110,25 @@ def fit(plan: TrainingPlan, config, run, checkpoints: Checkpoints, *, resume: bo
         if reached >= target:
             log(f"nothing to do: {run.path} is already at {key} {reached} and {limit} is "
                 f"{target}; raise {limit} to train further (nothing was changed)")
-            records = [r for r in run.read_metrics() if r.get(key, 0) <= reached]
+            records = ([r for r in run.read_metrics() if r.get(key, 0) <= reached]
+                       if chief else [])
             return records[-1] if records else {}
         how = (f" ({checkpoints.note})" if checkpoints.note else
                "" if reached else " (no checkpoint yet: the run starts again)")
         log(f"resumed {run.path} at {key} {reached}{how}")
-    run.begin()
-    if resume:
-        run.truncate_metrics(reached, key)
-    writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
+    if chief:
+        run.begin()
+        if resume:
+            run.truncate_metrics(reached, key)
+    writer = (tf.summary.create_file_writer(str(run.tensorboard_dir)) if chief
+              else tf.summary.create_noop_writer())
     loop = _StepLoop if config.by_steps else _EpochLoop
     try:
-        return loop(plan, config, run, checkpoints, writer, log).run(epoch, step)
+        record = loop(plan, config, run, checkpoints, writer, log, strategy).run(epoch, step)
     finally:
         writer.flush()
+    distribute.barrier(strategy)  # No worker leaves while another still needs it.
+    return record
 
 
 class _Window:
@@ -125,9 +149,20 @@ class _Window:
 
 
 class _Loop:
-    def __init__(self, plan, config, run, checkpoints, writer, log):
+    def __init__(self, plan, config, run, checkpoints, writer, log, strategy):
         self.plan, self.config, self.run_dir = plan, config, run
         self.checkpoints, self.writer, self.log = checkpoints, writer, log
+        self.strategy, self.chief = strategy, distribute.is_chief(strategy)
+
+    def _initial_carry(self):
+        """The state at the start of a sequence, each replica holding its rows."""
+        return distribute.split_rows(self.strategy, self.plan.initial_carry())
+
+    def _save(self, number: int, carry=None, **kwargs) -> None:
+        """A checkpoint, with the carried state of the whole global batch when it keeps one."""
+        if self.checkpoints.carry is not None and carry is not None:
+            kwargs["carry"] = distribute.gather_rows(self.strategy, carry)
+        self.checkpoints.save(number, **kwargs)
 
     def _step(self, batch, carry):
         loss_sum, count, _, new_carry = self.plan.trainer.train_step(batch, carry)
@@ -149,12 +184,15 @@ class _Loop:
             last = self.checkpoints.latest or "none yet"
             where = ", ".join(f"{k} {v}" for k, v in position.items())
             metrics = {k: str(v) for k, v in self.plan.train_metrics(total).items()}
-            self.run_dir.append_metrics({**record, **metrics, "diverged": True})
+            if self.chief:
+                self.run_dir.append_metrics({**record, **metrics, "diverged": True})
             raise TrainingDiverged(f"the training loss became {total} at {where}; stopped, "
                                    f"keeping the last good checkpoint: {last}")
         return total, count, seconds
 
     def _finish(self, record: dict, report: bool, tb_step: int) -> None:
+        if not self.chief:  # Only the chief evaluates, reports and writes.
+            return
         if report:
             if self.plan.evaluate is not None:
                 record.update(self.plan.evaluate())
@@ -178,9 +216,11 @@ class _EpochLoop(_Loop):
             window = _Window()
             batches = plan.epoch_batches(epoch)
             num_batches = _length(batches)
+            batches = distribute.distribute_batches(self.strategy, batches)
             progbar = (keras.utils.Progbar(num_batches, unit_name="batch")
-                       if num_batches and num_batches >= PROGBAR_MIN_BATCHES else None)
-            carry = zeros = plan.initial_carry()
+                       if self.chief and num_batches and num_batches >= PROGBAR_MIN_BATCHES
+                       else None)
+            carry = zeros = self._initial_carry()
             for i, batch in enumerate(batches):
                 loss_sum, count, carry = self._step(batch, carry if plan.carries_state
                                                     else zeros)
@@ -193,7 +233,7 @@ class _EpochLoop(_Loop):
             report = epoch % config.pred_period == 0 or epoch == config.num_epochs
             self._finish(record, report, epoch)
             if report or epoch % config.checkpoint_every == 0:
-                self.checkpoints.save(epoch, epoch=epoch)
+                self._save(epoch, epoch=epoch)
         return record
 
 
@@ -204,12 +244,14 @@ class _StepLoop(_Loop):
         if step >= config.train_steps:
             return record
         restored = self.checkpoints.restored_carry() if step else None
-        zeros = plan.initial_carry()
-        carry = restored if restored is not None else zeros
+        zeros = self._initial_carry()
+        carry = (distribute.split_rows(self.strategy, restored) if restored is not None
+                 else zeros)
         window = _Window()
         for batch, starts_sequence in plan.stream(step):
             if starts_sequence or not plan.carries_state:
                 carry = zeros
+            batch = distribute.split_rows(self.strategy, batch)
             loss_sum, count, carry = self._step(batch, carry)
             window.add(loss_sum, count)
             step += 1
@@ -221,7 +263,7 @@ class _StepLoop(_Loop):
             elif step % config.checkpoint_every == 0:
                 self._check_finite(window, step=step)  # never checkpoint diverged weights
             if report or step % config.checkpoint_every == 0:
-                self.checkpoints.save(step, carry=carry)
+                self._save(step, carry=carry)
             if step >= config.train_steps:
                 break
         return record

@@ -91,7 +91,8 @@ class SparseAdagrad(keras.optimizers.Adagrad):
 def current_learning_rate(optimizer) -> float:
     """The rate the optimizer applies at its next step."""
     lr = optimizer.learning_rate
-    return float(lr(optimizer.iterations) if callable(lr) else lr)
+    # Through a tensor: float() of a Keras variable over a MirroredVariable fails.
+    return float(tf.convert_to_tensor(lr(optimizer.iterations) if callable(lr) else lr))
 
 
 class PlateauDecay:
