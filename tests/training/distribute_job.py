@@ -35,6 +35,18 @@ WORD2VEC = dict(model="skipgram", corpus="synthetic", pairs="word2vec", train_st
                 init="gensim", sentence_length=0, update="tape", embedding_dim=8,
                 vocab_max_size=0, num_sampled=3, batch_size=16, nearest=("red",))
 
+# The word mirror on the word text: clipping active, a constant rate (no plateau decisions).
+SEQ2SEQ = dict(model="seq2seq", corpus="synthetic", max_length=8, buckets="8:9",
+               embedding_dim=8, num_hiddens=16, num_layers=1, batch_size=8, train_steps=4,
+               pred_period=4, checkpoint_every=2, val_pairs=10, samples=("red sky",),
+               optimizer="sgd", lr=1.0, lr_schedule="constant", clip_norm=0.5)
+
+
+def pair_data(config):
+    from rnnzoo.tasks import seq2seq
+
+    return seq2seq.make_data(config, WORD_TEXT, WORD_TEXT[:300])
+
 
 def char_data():
     from rnnzoo.data.char_data import CharData
@@ -57,14 +69,16 @@ def word_data():
 
 
 def train(task: str, workdir, fields: dict, *, resume: bool = False, log=lambda line: None):
-    """Trains the tiny `task` ("char_lm" or "word2vec") with `fields` over its defaults."""
+    """Trains the tiny `task` ("char_lm", "word2vec" or "seq2seq") with `fields` over its
+    defaults."""
     from rnnzoo import zoo
-    from rnnzoo.tasks import char_lm, word2vec
+    from rnnzoo.tasks import char_lm, seq2seq, word2vec
 
-    base, module, data = ((CHAR_LM, char_lm, char_data) if task == "char_lm"
-                          else (WORD2VEC, word2vec, word_data))
+    base, module, data = {"char_lm": (CHAR_LM, char_lm, lambda c: char_data()),
+                          "word2vec": (WORD2VEC, word2vec, lambda c: word_data()),
+                          "seq2seq": (SEQ2SEQ, seq2seq, pair_data)}[task]
     config = zoo.make_config(**{**base, **fields})
-    return module.train(config, workdir, resume=resume, data=data(), log=log)
+    return module.train(config, workdir, resume=resume, data=data(config), log=log)
 
 
 def weights(model) -> list[np.ndarray]:

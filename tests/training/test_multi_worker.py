@@ -201,12 +201,15 @@ MIRRORED = textwrap.dedent("""
     whole = W(job.train("char_lm", "one_steps", {**one, **steps}))
     job.train("char_lm", "two_steps", {**two, **steps, "train_steps": 4})
     same(whole, W(job.train("char_lm", "two_steps", {**two, **steps}, resume=True)), "steps")
+    # seq2seq: replicas with different counts of real target tokens, one global mean.
+    same(W(job.train("seq2seq", "one_s2s", one)), W(job.train("seq2seq", "two_s2s", two)),
+         "seq2seq")
     print("SAME WEIGHTS")
 """)
 
 
 @pytest.mark.slow
-def test_two_logical_devices_train_the_char_lm_as_one_device(tmp_path):
+def test_two_logical_devices_train_the_char_lm_and_seq2seq_as_one_device(tmp_path):
     env = _env()
     env["PYTHONPATH"] = os.pathsep.join([HERE, env["PYTHONPATH"]])
     result = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True,
