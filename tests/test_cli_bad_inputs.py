@@ -39,6 +39,7 @@ CLIS = {
     "export": [str(REPO / "export.py")],
     "generate": ["-m", "rnnzoo.generate"],
     "plot": ["-m", "rnnzoo.plot"],
+    "translate": ["-m", "rnnzoo.translate"],
 }
 # TensorFlow's own start-up lines, written to stderr before absl's logging is set up.
 TF_NOISE = ("WARNING: All log messages", "I0000", "E0000", "W0000")
@@ -81,6 +82,9 @@ CASES = [
      "num_hiddens"),
     ("train-skipgram-vocab-too-small", "train", ["--model=skipgram", "--vocab_max_size=10"],
      "`num_sampled` (64)", "prepares"),
+    # train.py, seq2seq
+    ("train-seq2seq-buckets", "train", ["--model=seq2seq", "--buckets=abc"], "`buckets`"),
+    ("train-seq2seq-char-flag", "train", ["--model=seq2seq", "--cell=gru"], "cell"),
     # export.py
     ("export-unknown-flag", "export", ["--workdir={run}", "--bogus=1"], "bogus"),
     ("export-positional", "export", ["--workdir={run}", "extra"], "unexpected arguments"),
@@ -120,6 +124,12 @@ CASES = [
                                                    "--temperature=-1"], "`temperature`"),
     ("generate-seed-too-large", "generate", ["--model={missing}", "--prefix=a",
                                              "--seed=4294967296"], "`seed`"),
+    # python -m rnnzoo.translate
+    ("translate-no-model", "translate", ["--text=a"], "--model"),
+    ("translate-not-an-export", "translate", ["--model={notrun}", "--text=a"], "--model"),
+    ("translate-beam-0", "translate", ["--model={missing}", "--text=a", "--beam_width=0"],
+     "`beam_width`"),
+    ("translate-no-text", "translate", ["--model={missing}"], "`text`"),
     # python -m rnnzoo.plot
     ("plot-unknown-flag", "plot", ["{notrun}", "--output={run}/x.png", "--bogus"], "bogus"),
     ("plot-missing-dir", "plot", ["{missing}", "--output={run}/x.png"], "{missing}"),
