@@ -12,7 +12,6 @@ from export_registry import (
     EPOCHS,
     ZOO_ENTRIES,
     load_model,
-    make_run,
     tiny_config,
     tiny_data,
     train_tiny,
@@ -73,9 +72,9 @@ def test_resume_continues_exactly(exports, tmp_path, name):
     assert split == (sorted(full + [stop["train_steps"]]) if config.by_steps else full)
 
 
-def test_a_run_directory_written_before_the_zoo_loads_resumes_and_exports(tmp_path):
+def test_a_run_directory_written_before_the_zoo_loads_resumes_and_exports(exports, tmp_path):
     """config.json of the earlier code: no `task`, and `model` named the cell."""
-    run = make_run(tmp_path / "run", "gru")
+    run = exports.copy_run("gru", tmp_path / "run")
     config = json.loads(run.config_path.read_text())
     new_fields = ("task", "cell", "inputs", "dropout", "optimizer", "lr_schedule",
                   "lr_decay_steps", "lr_decay_rate", "lr_min_fraction", "train_steps",

@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 import pytest
-from export_registry import REPO_ROOT, make_run
+from export_registry import REPO_ROOT
 
 from rnnzoo import zoo
 from rnnzoo.export import exporter, tflite
@@ -31,8 +31,16 @@ def _fail(*args, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("atomic") / "run", "gru")
+def run(exports, tmp_path_factory):
+    """This module's own copy of the registry's trained "gru" run (its tests export into it)."""
+    return exports.copy_run("gru", tmp_path_factory.mktemp("atomic") / "run")
+
+
+@pytest.fixture
+def previous_export(exports):
+    """`previous_export(output)`: puts at `output` what `zoo.export_run(run.path, output)`
+    writes, a copy of the shared export of the same "gru" run (no second conversion)."""
+    return lambda output: exports.copy_export("gru", output)
 
 
 def test_default_output_is_run_export(run):
@@ -60,9 +68,9 @@ def test_failure_leaves_no_directory(run, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # no staging directory either
 
 
-def test_failure_keeps_the_previous_export(run, tmp_path, monkeypatch):
+def test_failure_keeps_the_previous_export(run, previous_export, tmp_path, monkeypatch):
     output = tmp_path / "out"
-    zoo.export_run(run.path, output, log=lambda *_: None)
+    previous_export(output)
     before = _snapshot(output)
     monkeypatch.setattr(exporter.tflite, "convert_step", _fail)
     with pytest.raises(exporter.ExportError):
@@ -72,11 +80,12 @@ def test_failure_keeps_the_previous_export(run, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("atomic_swap", [True, False], ids=["renameat2", "two_renames"])
-def test_replaces_a_previous_export_once_complete(run, tmp_path, monkeypatch, atomic_swap):
+def test_replaces_a_previous_export_once_complete(run, previous_export, tmp_path, monkeypatch,
+                                                  atomic_swap):
     if not atomic_swap:
         monkeypatch.setattr(exporter, "_exchange", lambda a, b: False)
     output = tmp_path / "out"
-    zoo.export_run(run.path, output, log=lambda *_: None)
+    previous_export(output)
     float_size = (output / "model.tflite").stat().st_size
     seen = {}
     real_convert = tflite.convert_step
@@ -138,10 +147,11 @@ def test_a_model_json_alone_does_not_make_an_export(run, tmp_path, case):
 
 @pytest.mark.parametrize("foreign", ["notes.txt", "saved_model/assets/extra.txt", "mine/",
                                      "link", "model.tflite.orig"])
-def test_refuses_to_replace_an_export_holding_foreign_files(run, tmp_path, foreign):
+def test_refuses_to_replace_an_export_holding_foreign_files(run, previous_export, tmp_path,
+                                                            foreign):
     """Issue 13, item 1: re-exporting over an export deleted the files the user had put in it."""
     output = tmp_path / "out"
-    zoo.export_run(run.path, output, log=lambda *_: None)
+    previous_export(output)
     if foreign == "link":
         (tmp_path / "target.txt").write_text("keep me")
         (output / foreign).symlink_to(tmp_path / "target.txt")
@@ -175,10 +185,10 @@ def test_export_records_its_files(exports, model_name, tmp_path):
         exporter.check_replaceable(copy)
 
 
-def test_replaces_an_export_written_before_files_were_recorded(run, tmp_path):
+def test_replaces_an_export_written_before_files_were_recorded(run, previous_export, tmp_path):
     """An export whose model.json has no `files` is checked against the known layout."""
     output = tmp_path / "out"
-    zoo.export_run(run.path, output, log=lambda *_: None)
+    previous_export(output)
     meta = json.loads((output / "model.json").read_text())
     del meta["files"]
     (output / "model.json").write_text(json.dumps(meta))
@@ -192,9 +202,9 @@ def test_replaces_an_export_written_before_files_were_recorded(run, tmp_path):
 
 
 @pytest.mark.parametrize("files", ["a string", ["../outside.txt"], ["/etc/passwd"], [1]])
-def test_refuses_a_bad_files_list(run, tmp_path, files):
+def test_refuses_a_bad_files_list(run, previous_export, tmp_path, files):
     output = tmp_path / "out"
-    zoo.export_run(run.path, output, log=lambda *_: None)
+    previous_export(output)
     meta = json.loads((output / "model.json").read_text())
     meta["files"] = files
     (output / "model.json").write_text(json.dumps(meta))
@@ -204,9 +214,9 @@ def test_refuses_a_bad_files_list(run, tmp_path, files):
     assert _snapshot(output) == before
 
 
-def test_files_arriving_during_the_export_are_kept(run, tmp_path, monkeypatch):
+def test_files_arriving_during_the_export_are_kept(run, previous_export, tmp_path, monkeypatch):
     output = tmp_path / "out"
-    zoo.export_run(run.path, output, log=lambda *_: None)
+    previous_export(output)
     real_convert = tflite.convert_step
 
     def convert_and_add(model, quantize, **kwargs):
@@ -328,8 +338,8 @@ def test_export_uses_no_system_temporary_directory(run, tmp_path, monkeypatch):
     assert list(systmp.iterdir()) == []
 
 
-def test_chosen_checkpoint_and_its_metrics(tmp_path):
-    run = make_run(tmp_path / "run", "rnn")
+def test_chosen_checkpoint_and_its_metrics(exports, tmp_path):
+    run = exports.copy_run("rnn", tmp_path / "run")
     ckpt = run.latest_checkpoint()
     result = zoo.export_run(run.path, tmp_path / "out", checkpoint=ckpt,
                                  log=lambda *_: None)
@@ -338,7 +348,7 @@ def test_chosen_checkpoint_and_its_metrics(tmp_path):
     with pytest.raises(exporter.ExportError, match="is not a checkpoint"):
         zoo.export_run(run.path, tmp_path / "out", checkpoint=ckpt + "-missing")
     # A checkpoint of another architecture is refused with the config named.
-    other = make_run(tmp_path / "other", "lstm")
+    other = exports.copy_run("lstm", tmp_path / "other")
     with pytest.raises(exporter.ExportError, match="does not match the config"):
         zoo.export_run(run.path, tmp_path / "out2", checkpoint=other.latest_checkpoint())
     assert not (tmp_path / "out2").exists()
@@ -368,8 +378,8 @@ def test_export_cli_errors_without_traceback(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
 
 
-def test_export_cli_run_without_checkpoint(tmp_path):
-    run = make_run(tmp_path / "run", "rnn")
+def test_export_cli_run_without_checkpoint(exports, tmp_path):
+    run = exports.copy_run("rnn", tmp_path / "run")
     for f in run.checkpoint_dir.iterdir():
         f.unlink()
     proc = _export_cli(f"--workdir={run.path}")

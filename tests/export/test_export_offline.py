@@ -1,13 +1,16 @@
 """export.py --compute_val_perplexity with no data and no network: a clear error in seconds (not
 minutes of download retries), naming $RNNZOO_DATA_DIR, and nothing left behind."""
 
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
 import time
 
-from export_registry import REPO_ROOT, make_run
+from export_registry import REPO_ROOT
+
+from rnnzoo.tasks.char_lm import CharLMConfig
 
 
 def _snapshot(directory):
@@ -15,8 +18,14 @@ def _snapshot(directory):
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def test_compute_val_perplexity_offline_fails_fast(tmp_path):
-    run = make_run(tmp_path / "run", "rnn", corpus="time_machine/d2l")
+def test_compute_val_perplexity_offline_fails_fast(exports, tmp_path):
+    # The registry's trained "rnn" run, as if it had been trained on The Time Machine (`corpus`
+    # is all a run's config says of its data).
+    run = exports.copy_run("rnn", tmp_path / "run")
+    config = run.read_config(CharLMConfig)
+    assert config.corpus == "tiny/test"
+    run.config_path.write_text(
+        dataclasses.replace(config, corpus="time_machine/d2l").to_json() + "\n")
     before = _snapshot(run.path)
     with socket.socket() as s:  # a port nothing listens on: the proxy refuses at once
         s.bind(("127.0.0.1", 0))

@@ -153,7 +153,9 @@ def test_peek_reads_model_and_preset_before_parsing():
 
 
 @pytest.mark.slow
-def test_helpfull_documents_every_field_and_bad_flags_get_one_line():
+def test_helpfull_documents_every_field():
+    """(Bad flags, an unknown one and one the model fixes, are rows of
+    tests/test_cli_bad_inputs.py: train-unknown-flag, train-model-cell-conflict.)"""
     out = _train_py("--helpfull").stdout
     for field in dataclasses.fields(CharLMConfig):
         if field.name not in flags_util.NOT_FLAGS:
@@ -161,13 +163,3 @@ def test_helpfull_documents_every_field_and_bad_flags_get_one_line():
     assert "Global gradient-norm clip" in out and "--model" in out and "--preset" in out
     course = _train_py("--preset=course_lstm", "--helpfull").stdout
     assert "(default: 'course')" in course  # the preset's sampler is the shown default
-    bad = _train_py("--model=lstm", "--skip_window=2")
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr
-    # TensorFlow's own start-up lines (before absl's logging starts) aside, two lines:
-    lines = [line for line in bad.stderr.strip().splitlines()
-             if not line.startswith(("WARNING: All log messages", "I0000", "E0000", "W0000"))]
-    assert lines == ["error: Unknown command line flag 'skip_window'",
-                     "(`python train.py --model=lstm --helpfull` lists the flags of that model)"]
-    conflict = _train_py("--model=lstm", "--cell=gru")
-    assert conflict.returncode != 0 and "Traceback" not in conflict.stderr
-    assert "error: `cell` is 'lstm' for --model=lstm" in conflict.stderr

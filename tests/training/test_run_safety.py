@@ -62,12 +62,44 @@ def _epochs(workdir):
     return [m["epoch"] for m in RunDir(workdir).read_metrics()]
 
 
+# Each run trained once for this module and never changed: tests work on copies (a run
+# directory holds relative paths only, so a copy is a run of its own).
+_SHARED_RUNS = {
+    # 2 epochs, ckpt-1 and ckpt-2.
+    "num_epochs": _config(),
+    # 6 steps, ckpt-3 and ckpt-6.
+    "train_steps": _config(train_steps=6, pred_period=3, checkpoint_every=3),
+}
+
+
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory, source_dir, tfds_dir):
+    """`shared_run(measure)`: (workdir, record) of the `_SHARED_RUNS` run, trained on first use."""
+    runs = {}
+
+    def get(measure):
+        if measure not in runs:
+            workdir = tmp_path_factory.mktemp(measure) / "run"
+            record, _ = _train(_SHARED_RUNS[measure], workdir, source_dir, tfds_dir)
+            runs[measure] = workdir, record
+        return runs[measure]
+
+    return get
+
+
+def _copy_shared_run(shared_run, measure, workdir):
+    """A copy of the shared run at `workdir`; its last record."""
+    source, record = shared_run(measure)
+    shutil.copytree(source, workdir)
+    return record
+
+
 @pytest.fixture
-def trained(tmp_path, source_dir, tfds_dir):
-    """A 2-epoch run with ckpt-1 and ckpt-2."""
+def trained(shared_run, tmp_path):
+    """The test's own 2-epoch run with ckpt-1 and ckpt-2 (a copy of the shared one)."""
     workdir = tmp_path / "run"
-    _train(_config(), workdir, source_dir, tfds_dir)
-    assert RunDir(workdir).latest_checkpoint().endswith("ckpt-2")
+    _copy_shared_run(shared_run, "num_epochs", workdir)
+    assert RunDir(workdir).latest_checkpoint() == str(workdir / "checkpoints" / "ckpt-2")
     return workdir
 
 
@@ -394,10 +426,11 @@ def test_a_read_only_run_directory_is_a_clear_error(tmp_path, resume):
 @pytest.mark.parametrize("measure, reached, asked", [
     ("num_epochs", 2, 2), ("num_epochs", 2, 1), ("train_steps", 6, 6), ("train_steps", 6, 3)])
 def test_resume_with_nothing_to_do_says_so_and_changes_nothing(
-        tmp_path, source_dir, tfds_dir, measure, reached, asked):
+        shared_run, tmp_path, source_dir, tfds_dir, measure, reached, asked):
     workdir = tmp_path / "run"
     steps = dict(pred_period=3, checkpoint_every=3) if measure == "train_steps" else {}
-    record, _ = _train(_config(**{measure: reached}, **steps), workdir, source_dir, tfds_dir)
+    assert _SHARED_RUNS[measure] == _config(**{measure: reached}, **steps)
+    record = _copy_shared_run(shared_run, measure, workdir)
     before = _snapshot(workdir)
     again, logs = _train(_config(**{measure: asked}, **steps), workdir, source_dir, tfds_dir,
                          resume=True)

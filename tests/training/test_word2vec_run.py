@@ -58,10 +58,24 @@ def _train(path, name, resume=False, **fields):
     return word2vec.train(config, path, resume=resume, data=_data(config), log=lambda *_: None)
 
 
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """`full_run(name)`: the `TrainResult` of entry `name` trained to its end, once for this
+    module (on first use); tests only read it."""
+    results = {}
+
+    def get(name):
+        if name not in results:
+            results[name] = _train(tmp_path_factory.mktemp(name) / "run", name)
+        return results[name]
+
+    return get
+
+
 @pytest.mark.parametrize("name", sorted(ENTRIES))
-def test_training_learns_and_follows_the_metrics_contract(tmp_path, name):
-    result = _train(tmp_path / "run", name)
-    records = RunDir(tmp_path / "run").read_metrics()
+def test_training_learns_and_follows_the_metrics_contract(full_run, name):
+    result = full_run(name)
+    records = RunDir(result.run.path).read_metrics()
     by_steps = ENTRIES[name][1]["train_steps"] > 0
     for r in records:
         assert {"step", "loss", "words_per_sec"} <= set(r)
@@ -85,8 +99,8 @@ def test_words_per_sec_counts_every_word_of_the_text(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ENTRIES))
-def test_resume_continues_exactly(tmp_path, name):
-    full = _train(tmp_path / "full", name)
+def test_resume_continues_exactly(full_run, tmp_path, name):
+    full = full_run(name)
     overrides = ENTRIES[name][1]
     stop = dict(train_steps=50) if overrides["train_steps"] else dict(num_epochs=2)
     _train(tmp_path / "split", name, **stop)
