@@ -22,7 +22,8 @@ TRAIN_TEXT = " ".join(_RNG.choice(_WORDS, 3000))
 VAL_TEXT = " ".join(_RNG.choice(_WORDS, 200))
 TINY = dict(max_length=8, buckets="8:9", embedding_dim=8, num_hiddens=16, num_layers=1,
             batch_size=16, train_steps=12, pred_period=4, checkpoint_every=4, val_pairs=20,
-            samples=("the fox",))
+            samples=("the fox",),
+            lr_decay_steps=12)  # fixed, so that stopping early does not change the schedule
 
 
 def _config(**fields):
