@@ -15,9 +15,10 @@ where SCRIPT calls `serve(make_runner)` for that flag; `make_runner(spec)` retur
 units)`: `run(n)` does `n` calls of the work, blocking until the last has finished, and `units`
 is what one call counts (tokens of a training step, characters of a generation call). The
 worker warms up (`spec["warmup"]` calls, default 2), then writes `{"ready": true, "units": u,
-...}`, and answers each `{"run": n}` with `{"seconds": s}` (the wall-clock time of `run(n)`)
-until `{"quit": true}` or the end of its input. Anything the libraries print goes to the
-worker's stderr (a log file the parent shows when a worker fails), not into the protocol.
+...}`, and answers each `{"run": n}` with `{"seconds": s, "cpu_seconds": c}` (the wall-clock
+time of `run(n)`, and the CPU time the worker's threads spent in it) until `{"quit": true}` or
+the end of its input. Anything the libraries print goes to the worker's stderr (a log file the
+parent shows when a worker fails), not into the protocol.
 
 `python benchmarks/harness.py --worker='{"kind": "sleep", "seconds": 0.01}'` is a worker that
 sleeps, for the harness's own tests.
@@ -150,9 +151,10 @@ def close_all(workers: list[Worker]) -> None:
 
 
 def timed_rounds(workers: list[Worker], calls: dict[str, int], reps: int, *, seed: int = 0,
-                 settle: float = SETTLE_SECONDS, log=None) -> dict[str, list[float]]:
+                 settle: float = SETTLE_SECONDS, log=None, cpu=None) -> dict[str, list[float]]:
     """`reps` rounds; in each every worker runs `calls[name]` calls once, one at a time, in a
-    shuffled order. Returns the seconds per call of each worker, one sample per round."""
+    shuffled order. Returns the seconds per call of each worker, one sample per round (and
+    fills `cpu`, when given, with the CPU seconds per call the same way)."""
     rng = random.Random(seed)
     samples = {w.name: [] for w in workers}
     for r in range(reps):
@@ -162,6 +164,8 @@ def timed_rounds(workers: list[Worker], calls: dict[str, int], reps: int, *, see
             time.sleep(settle)
             n = calls[w.name]
             samples[w.name].append(w.run(n) / n)
+            if cpu is not None:
+                cpu.setdefault(w.name, []).append(w.last.get("cpu_seconds", float("nan")) / n)
         if log:
             log(f"  round {r + 1}/{reps}: " + ", ".join(w.name for w in order))
     return samples
@@ -215,11 +219,11 @@ def serve(make_runner, spec: dict) -> None:
         message = json.loads(line)
         if message.get("quit"):
             break
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         run(int(message["run"]))
         seconds = time.perf_counter() - start
-        protocol.write(json.dumps({"seconds": seconds, "start": start,
-                                   "end": start + seconds}) + "\n")
+        protocol.write(json.dumps({"seconds": seconds, "cpu_seconds": time.process_time() - cpu,
+                                   "start": start, "end": start + seconds}) + "\n")
     protocol.close()
 
 

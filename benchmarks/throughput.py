@@ -56,7 +56,9 @@ The end-to-end comparison (`train.py` against d2l's PyTorch script, per epoch) i
 `benchmarks/end_to_end.py`.
 
 `--out=FILE` writes the records as JSON: `{"model", "vocab_size", "impl", "tokens_per_sec", "min",
-"max", "rounds", "threads", "batch_size", "num_steps", "units"}` per training configuration
+"max", "rounds", "threads", "batch_size", "num_steps", "units", "cpu_ms_per_step"}` per training
+configuration (the last: the median CPU time of the worker's process per step, a check on a busy
+machine)
 (plus `"preset"` and `"dropout"` for the bigram lines) and `{"impl": "savedmodel" | "tflite",
 "us_per_char", "min", "max"}` for generation.
 """
@@ -69,6 +71,7 @@ import json
 import os
 import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -262,8 +265,9 @@ def benchmark_training(args, log):
                 log(f"{model_name} V={vocab_size}: {len(workers)} workers ready in "
                     f"{time.perf_counter() - start:.0f} s")
                 n = steps_per_round(model_name, args.steps)
+                cpu = {}
                 samples = harness.timed_rounds(workers, {w.name: n for w in workers}, args.reps,
-                                               seed=args.seed, log=log)
+                                               seed=args.seed, log=log, cpu=cpu)
             finally:
                 harness.close_all(workers)
             for w in workers:
@@ -271,6 +275,7 @@ def benchmark_training(args, log):
                 records.append(training_record(model_name, vocab_size, w.name,
                                                [tokens / s for s in samples[w.name]],
                                                args.threads))
+                records[-1]["cpu_ms_per_step"] = 1e3 * statistics.median(cpu[w.name])
     return records
 
 
