@@ -85,7 +85,7 @@ def run_rnnzoo(python, checkout, run: Run, epochs: int, threads: int) -> tuple[l
         env["PYTHONPATH"] = str(checkout)
         start = time.perf_counter()
         done = subprocess.run(rnnzoo_command(python, checkout, run, epochs, workdir), env=env,
-                              capture_output=True, text=True, cwd=checkout)
+                              capture_output=True, text=True)
         wall = time.perf_counter() - start
         if done.returncode:
             raise RuntimeError(f"train.py failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -212,6 +212,9 @@ def main(argv=None):
         args.against = args.against.resolve()
         if not (args.against / "train.py").is_file():
             parser.error(f"--against: {args.against} holds no train.py")
+    for name in ("RNNZOO_DATA_DIR", "RNNZOO_TFDS_DIR"):  # the same data for every program
+        if os.environ.get(name):
+            os.environ[name] = os.path.abspath(os.environ[name])
     import throughput  # the versions line; imports TensorFlow in this parent only
 
     torch = None if args.no_torch else throughput.torch_version(args.torch_python)
