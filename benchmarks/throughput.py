@@ -1,6 +1,17 @@
-"""Training and generation speed of rnnzoo cells against keras.layers and PyTorch, here.
+"""Training and generation speed of rnnzoo cells against keras.layers and PyTorch, measured fairly.
 
-    python benchmarks/throughput.py [--out=FILE] [--reps=5] [--steps=4] [--no_generation]
+    python benchmarks/throughput.py [--out=FILE] [--reps=7] [--steps=8] [--threads=2]
+        [--models=lstm,lstm2] [--vocab_sizes=28] [--no_generation] [--no_torch]
+        [--torch_python=PYTHON] [--against=OTHER_CHECKOUT]
+
+Every implementation runs in its own long-lived worker process (`benchmarks/harness.py`): the
+workers of one configuration (model, vocabulary) are started together, each builds its model
+and warms up (tracing, compiling), then the parent times them in `--reps` rounds; in a round
+each worker runs `--steps` training steps, one worker at a time in an order shuffled per round,
+the others waiting idle. Each record is the median over the rounds, with the min and max; the
+ratios of one run are what to compare. Every worker runs with the same number of threads,
+`--threads` (default: the machine's cores; TensorFlow's intra- and inter-op pools,
+`torch.set_num_threads`, `OMP_NUM_THREADS`). Then the next configuration's workers start.
 
 Training: tokens per second of one training step as `train.py` runs it (`CharLM` +
 `Trainer.train_step`: forward, mean next-character NLL, gradients clipped to a global norm, SGD),
@@ -9,16 +20,15 @@ batch 32, 35 steps, hidden 256, one-hot input, the state carried from batch to b
 - `rnnzoo`: `CharLM(impl="rnnzoo")`, rnnzoo's cells (the default fast path);
 - `keras`: `CharLM(impl="keras")`, `keras.layers.SimpleRNN / GRU / LSTM` in the same compiled
   `tf.GradientTape` step;
-- `torch`: d2l's concise PyTorch model (`nn.RNN / nn.GRU / nn.LSTM` over one-hot input, a
-  `nn.Linear` head, `cross_entropy`, `clip_grad_norm_`, `SGD`), when `torch` is installed
-  (`pip install -e ".[torch]"`). PyTorch runs with 1 thread or with all cores, whichever was
-  faster (both are timed in every round; on a shared two-core machine its OpenMP threads can
-  be much slower than one thread), and the record says which.
+- `torch`: d2l's concise PyTorch model (`benchmarks/d2l_torch.py`: `nn.RNN / nn.GRU / nn.LSTM`
+  over one-hot input, a `nn.Linear` head, `cross_entropy`, `clip_grad_norm_`, `SGD`), when
+  PyTorch can be imported by `--torch_python` (default: this Python; `pip install -e
+  ".[torch]"`). Its worker imports no TensorFlow.
+- `rnnzoo@other`, with `--against=PATH`: rnnzoo's line again, importing `rnnzoo` from another
+  checkout (e.g. `git worktree add ../base main`), to measure a change A/B in the same rounds.
 
 for `rnn`, `gru`, `lstm` and a 2-layer `lstm2`, at vocabulary 28 (The Time Machine) and 1027
-(Jay Chou). All of them run in one process and the repetitions are interleaved (round `r` runs
-every configuration once), so that a noisy machine slows them alike; each record is the median
-over the rounds, with the min and max. Ratios measured in one run are what to compare.
+(Jay Chou).
 
 Bigram LSTMs (the TensorFlow course's LSTM problem 2): `bigram_lstm` is the step `train.py
 --preset=course_bigram_lstm` runs and `bigram_lstm512` that of `course_bigram_lstm_large`, the
@@ -39,35 +49,42 @@ No PyTorch baseline for them. `--vocab_sizes` does not apply (always V=28), and 
 
 Generation: microseconds per character at batch 1 (LSTM, V=1027, H=256) of the exported
 SavedModel's `generate` signature (the loop inside one graph) and of the exported TFLite `step`
-called once per character from Python (the LiteRT runtime), as `rnnzoo.export` writes them.
+called once per character from Python (the LiteRT runtime), as `rnnzoo.export` writes them, each
+in its own worker.
+
+The end-to-end comparison (`train.py` against d2l's PyTorch script, per epoch) is
+`benchmarks/end_to_end.py`.
 
 `--out=FILE` writes the records as JSON: `{"model", "vocab_size", "impl", "tokens_per_sec", "min",
-"max", "batch_size", "num_steps", "units"}` per training configuration (plus `"threads"` for torch,
-`"preset"` and `"dropout"` for the bigram lines) and `{"impl": "savedmodel" | "tflite",
+"max", "rounds", "threads", "batch_size", "num_steps", "units", "cpu_ms_per_step"}` per training
+configuration (the last: the median CPU time of the worker's process per step, a check on a busy
+machine)
+(plus `"preset"` and `"dropout"` for the bigram lines) and `{"impl": "savedmodel" | "tflite",
 "us_per_char", "min", "max"}` for generation.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
-import platform
+import pathlib
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import harness
 
-try:
-    # PyTorch first, and its optimizers' lazy imports (torch._dynamo pulls in triton) too: both
-    # triton and TensorFlow bundle LLVM, and whichever loads second aborts the process with
-    # "Option ... registered more than once" unless triton's comes first.
-    import torch
-    import torch._dynamo  # noqa: F401
-except ImportError:
-    torch = None
+REPO = pathlib.Path(__file__).resolve().parents[1]
+# A worker of `--against` imports rnnzoo from that checkout; anything else the one next to this
+# script. Decided before rnnzoo is imported.
+_SPEC = harness.worker_spec(sys.argv[1:]) if __name__ == "__main__" else None
+sys.path.insert(0, str((_SPEC or {}).get("rnnzoo_path") or REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -157,6 +174,7 @@ def tf_trainer(model_name, vocab_size, impl):
 
 
 def tf_runner(model_name, vocab_size, impl):
+    """`(run, tokens per step)` of a TensorFlow line."""
     trainer = tf_trainer(model_name, vocab_size, impl)
     model = trainer.model
     batch_size, num_steps, _ = shape_of(model_name)
@@ -171,52 +189,15 @@ def tf_runner(model_name, vocab_size, impl):
             loss, _, _, state["states"] = trainer.train_step(batch, state["states"])
         loss.numpy()
 
-    return run
+    return run, batch_size * num_steps
 
 
-def torch_runner(model_name, vocab_size, threads):
-    from torch import nn
-    from torch.nn import functional as F
-
+def torch_spec(model_name, vocab_size, threads):
+    """The `benchmarks/d2l_torch.py` worker spec of a PyTorch line."""
     cell, num_layers = split_model(model_name)
-    torch.manual_seed(0)
-    rnn = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell](vocab_size, UNITS, num_layers)
-    head = nn.Linear(UNITS, vocab_size)
-    params = list(rnn.parameters()) + list(head.parameters())
-    optimizer = torch.optim.SGD(params, lr=LR)
-    batches = [tuple(torch.as_tensor(a.T.copy(), dtype=torch.long) for a in b)
-               for b in random_batches(vocab_size)]  # time-major, as nn.RNN wants
-    state = {"states": None, "i": 0}
-
-    def detach(s):
-        return None if s is None else tuple(t.detach() for t in s) if isinstance(s, tuple) \
-            else s.detach()
-
-    def run(n):
-        torch.set_num_threads(threads)
-        for _ in range(n):
-            x, y = batches[state["i"] % NUM_BATCHES]
-            state["i"] += 1
-            outputs, new_states = rnn(F.one_hot(x, vocab_size).float(), detach(state["states"]))
-            loss = F.cross_entropy(head(outputs.reshape(-1, UNITS)), y.reshape(-1))
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, CLIP)
-            optimizer.step()
-            state["states"] = new_states
-        float(loss.detach())
-
-    return run
-
-
-def timed(run, n):
-    start = time.perf_counter()
-    run(n)
-    return time.perf_counter() - start
-
-
-def torch_available():
-    return torch is not None
+    return {"kind": "train", "cell": cell, "num_layers": num_layers, "vocab_size": vocab_size,
+            "batch_size": BATCH, "num_steps": STEPS, "units": UNITS, "lr": LR, "clip": CLIP,
+            "num_batches": NUM_BATCHES, "threads": threads}
 
 
 def steps_per_round(model_name, steps):
@@ -226,99 +207,151 @@ def steps_per_round(model_name, steps):
     return steps * max(1, round(BATCH * STEPS / (batch_size * num_steps)))
 
 
+def torch_version(python):
+    """PyTorch's version as `python` imports it, or None when it cannot."""
+    try:
+        done = subprocess.run([python, "-c", "import torch; print(torch.__version__)"],
+                              capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+# ------------------------------------------------------------------------------- the workers
+
+
+def set_tf_threads(threads):
+    """TensorFlow's intra- and inter-op pools to `threads` (before any op runs)."""
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def worker_runner(spec):
+    """A TensorFlow worker's `(run, units)` (see `harness.serve`)."""
+    set_tf_threads(spec.get("threads", 0))
+    if spec["kind"] == "train":
+        return tf_runner(spec["model"], spec["vocab_size"], spec["impl"])
+    if spec["kind"] == "generate":
+        return generation_runner(spec["impl"], spec["chars"])
+    raise ValueError(f"unknown worker kind {spec['kind']!r}")
+
+
+def tf_worker(args, name, spec):
+    spec = dict(spec, threads=args.threads, rnnzoo_path=None)
+    if name.startswith("rnnzoo@"):
+        spec.update(impl="rnnzoo", rnnzoo_path=str(args.against))
+    return harness.Worker(name, [sys.executable, __file__, "--worker=" + json.dumps(spec)],
+                          threads=args.threads)
+
+
 def benchmark_training(args, log):
-    runners = {}
+    """The records of every training configuration, one group of workers at a time."""
+    records = []
     for model_name in args.models:
         for vocab_size in vocab_sizes_of(model_name, args.vocab_sizes):
-            for impl in ("rnnzoo", "keras"):
-                key = (model_name, vocab_size, impl)
-                start = time.perf_counter()
-                runners[key] = tf_runner(model_name, vocab_size, impl)
-                runners[key](2)  # Trace, compile, warm up.
-                log(f"  warm-up {model_name:14s} V={vocab_size:<5d} {impl:6s} "
-                    f"{time.perf_counter() - start:5.1f} s")
+            spec = {"kind": "train", "model": model_name, "vocab_size": vocab_size}
+            names = ["rnnzoo", "keras"] + (["rnnzoo@other"] if args.against else [])
+            workers = [tf_worker(args, n, dict(spec, impl=n)) for n in names]
             if args.torch and not is_bigram(model_name):
-                # PyTorch at 1 thread and at all cores, both timed in every round; the record
-                # is the faster of the two medians.
-                for threads in sorted({1, os.cpu_count() or 1}):
-                    run = torch_runner(model_name, vocab_size, threads)
-                    run(2)
-                    runners[(model_name, vocab_size, f"torch/{threads}")] = run
-                log(f"  warm-up {model_name:14s} V={vocab_size:<5d} torch")
-    samples = {key: [] for key in runners}
-    for r in range(args.reps):
-        for key, run in runners.items():
-            batch_size, num_steps, _ = shape_of(key[0])
-            n = steps_per_round(key[0], args.steps)
-            samples[key].append(batch_size * num_steps * n / timed(run, n))
-        log(f"  round {r + 1}/{args.reps} done")
-    records = {}
-    for (model_name, vocab_size, impl), s in samples.items():
-        impl, _, threads = impl.partition("/")
-        batch_size, num_steps, units = shape_of(model_name)
-        record = {"model": model_name, "vocab_size": vocab_size, "impl": impl,
-                  "tokens_per_sec": statistics.median(s), "min": min(s), "max": max(s),
-                  "batch_size": batch_size, "num_steps": num_steps, "units": units}
-        if threads:
-            record["threads"] = int(threads)
-        if is_bigram(model_name):
-            record.update(preset=BIGRAM_PRESETS[model_name],
-                          dropout=bigram_config(model_name).dropout)
-        key = (model_name, vocab_size, impl)
-        if key not in records or record["tokens_per_sec"] > records[key]["tokens_per_sec"]:
-            records[key] = record
-    return list(records.values())
+                workers.append(harness.Worker(
+                    "torch", [args.torch_python, str(REPO / "benchmarks" / "d2l_torch.py"),
+                              "--worker=" + json.dumps(torch_spec(model_name, vocab_size,
+                                                                  args.threads))],
+                    threads=args.threads))
+            start = time.perf_counter()
+            harness.start_all(workers)
+            try:
+                log(f"{model_name} V={vocab_size}: {len(workers)} workers ready in "
+                    f"{time.perf_counter() - start:.0f} s")
+                n = steps_per_round(model_name, args.steps)
+                cpu = {}
+                samples = harness.timed_rounds(workers, {w.name: n for w in workers}, args.reps,
+                                               seed=args.seed, log=log, cpu=cpu)
+            finally:
+                harness.close_all(workers)
+            for w in workers:
+                tokens = w.info["units"]
+                records.append(training_record(model_name, vocab_size, w.name,
+                                               [tokens / s for s in samples[w.name]],
+                                               args.threads))
+                records[-1]["cpu_ms_per_step"] = 1e3 * statistics.median(cpu[w.name])
+    return records
+
+
+def training_record(model_name, vocab_size, impl, rates, threads):
+    batch_size, num_steps, units = shape_of(model_name)
+    stats = harness.summary(rates)
+    record = {"model": model_name, "vocab_size": vocab_size, "impl": impl,
+              "tokens_per_sec": stats["median"], "min": stats["min"], "max": stats["max"],
+              "rounds": stats["n"], "threads": threads, "batch_size": batch_size,
+              "num_steps": num_steps, "units": units}
+    if is_bigram(model_name):
+        record.update(preset=BIGRAM_PRESETS[model_name],
+                      dropout=bigram_config(model_name).dropout)
+    return record
 
 
 # ------------------------------------------------------------------------------ generation
 
+GENERATION_VOCAB = 1027
 
-def benchmark_generation(args, log):
-    """us/char of the exported SavedModel `generate` and of the TFLite `step` loop."""
+
+def generation_runner(impl, num_chars):
+    """`(run, characters per call)`: `run(n)` makes `n` generation calls of `num_chars`
+    characters at batch 1 (LSTM, V=1027) through the exported SavedModel's `generate` signature
+    or the exported TFLite `step`, called once per character from Python."""
     from rnnzoo.data.vocab import Vocabulary
     from rnnzoo.export.exporter import export_model
     from rnnzoo.export.runtime import TFLiteStepModel
 
-    vocab_size = 1027
-    model = CharLM(vocab_size, cell="lstm", units=UNITS, seed=0)
-    vocab = Vocabulary(["<unk>"] + [chr(0x4E00 + i) for i in range(vocab_size - 1)],
+    model = CharLM(GENERATION_VOCAB, cell="lstm", units=UNITS, seed=0)
+    vocab = Vocabulary(["<unk>"] + [chr(0x4E00 + i) for i in range(GENERATION_VOCAB - 1)],
                        unk_token="<unk>")
-    records = []
-    with tempfile.TemporaryDirectory(prefix="rnnzoo-bench-") as tmp:
-        export_model(model, vocab, os.path.join(tmp, "export"))
-        loaded = tf.saved_model.load(os.path.join(tmp, "export", "saved_model"))
-        generate = loaded.signatures["generate"]
-        tflite = TFLiteStepModel(os.path.join(tmp, "export"))
-
-        num_chars = args.generate_chars
+    tmp = tempfile.mkdtemp(prefix="rnnzoo-bench-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    export_model(model, vocab, os.path.join(tmp, "export"))
+    if impl == "savedmodel":
+        generate = tf.saved_model.load(os.path.join(tmp, "export", "saved_model")).signatures[
+            "generate"]
         prefix = tf.constant([vocab.tokens[1]])
 
-        def savedmodel_us():
-            start = time.perf_counter()
-            generate(prefix=prefix, num_chars=tf.constant(num_chars),
-                     temperature=tf.constant(0.0), seed=tf.constant(0))["text"].numpy()
-            return (time.perf_counter() - start) / num_chars * 1e6
+        def run(n):
+            for _ in range(n):
+                generate(prefix=prefix, num_chars=tf.constant(num_chars),
+                         temperature=tf.constant(0.0), seed=tf.constant(0))["text"].numpy()
 
-        def tflite_us():
+        return run, num_chars
+    tflite = TFLiteStepModel(os.path.join(tmp, "export"))
+
+    def run(n):
+        for _ in range(n):
             state, token = tflite.initial_state(), 1
-            start = time.perf_counter()
             for _ in range(num_chars):  # greedy, one character per call, as a phone would
                 logits, state = tflite.step(token, state)
                 token = int(np.argmax(logits))
-            return (time.perf_counter() - start) / num_chars * 1e6
 
-        runs = {"savedmodel": savedmodel_us, "tflite": tflite_us}
-        for run in runs.values():
-            run()
-        samples = {impl: [] for impl in runs}
-        for _ in range(args.reps):
-            for impl, run in runs.items():
-                samples[impl].append(run())
-        for impl, s in samples.items():
-            records.append({"impl": impl, "model": "lstm", "vocab_size": vocab_size,
-                            "batch_size": 1, "us_per_char": statistics.median(s),
-                            "min": min(s), "max": max(s)})
-    log(f"  generation: {num_chars} characters per call, {args.reps} calls each")
+    return run, num_chars
+
+
+def benchmark_generation(args, log):
+    """us/char of the exported SavedModel `generate` and of the TFLite `step` loop."""
+    workers = [tf_worker(args, impl, {"kind": "generate", "impl": impl,
+                                      "chars": args.generate_chars, "warmup": 1})
+               for impl in ("savedmodel", "tflite")]
+    harness.start_all(workers)
+    try:
+        samples = harness.timed_rounds(workers, {w.name: 1 for w in workers}, args.reps,
+                                       seed=args.seed)
+    finally:
+        harness.close_all(workers)
+    records = []
+    for w in workers:
+        stats = harness.summary([s / w.info["units"] * 1e6 for s in samples[w.name]])
+        records.append({"impl": w.name, "model": "lstm", "vocab_size": GENERATION_VOCAB,
+                        "batch_size": 1, "us_per_char": stats["median"], "min": stats["min"],
+                        "max": stats["max"], "threads": args.threads})
+    log(f"  generation: {args.generate_chars} characters per call, {args.reps} calls each")
     return records
 
 
@@ -326,14 +359,16 @@ def benchmark_generation(args, log):
 
 
 def table(records, has_torch):
-    """A Markdown row per (model, V) measured; "—" where an impl was not (torch for bigrams)."""
+    """A Markdown row per (model, V) measured; "—" where an impl was not (torch for bigrams).
+    Each cell is the median tokens/s and, in brackets, the min-max over the rounds."""
     training = [r for r in records if "tokens_per_sec" in r]
     by_key = {(r["model"], r["vocab_size"], r["impl"]): r for r in training}
     models = list(dict.fromkeys(r["model"] for r in training))
     vocab_sizes = list(dict.fromkeys(r["vocab_size"] for r in training))
-    impls = ["rnnzoo", "keras"] + (["torch"] if has_torch else [])
-    head = "| model | V | " + " | ".join(f"{i} tok/s" for i in impls) + " | rnnzoo/keras |"
-    head += " rnnzoo/torch |" if has_torch else ""
+    others = [i for i in dict.fromkeys(r["impl"] for r in training) if i.startswith("rnnzoo@")]
+    impls = ["rnnzoo", "keras"] + (["torch"] if has_torch else []) + others
+    head = "| model | V | " + " | ".join(f"{i} tok/s" for i in impls) + " | " + " | ".join(
+        f"rnnzoo/{i}" for i in impls[1:]) + " |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for model in models:
         for v in vocab_sizes:
@@ -343,8 +378,8 @@ def table(records, has_torch):
             cells, ratios = [], []
             for i in impls:
                 r = by_key.get((model, v, i))
-                cells.append("—" if r is None else f"{r['tokens_per_sec']:,.0f}"
-                             + (f" ({r['threads']})" if "threads" in r else ""))
+                cells.append("—" if r is None else
+                             f"{r['tokens_per_sec']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f})")
                 if i != "rnnzoo":
                     ratios.append("—" if r is None else f"{rnnzoo / r['tokens_per_sec']:.2f}x")
             lines.append(f"| {model} | {v} | " + " | ".join(cells) + " | "
@@ -372,45 +407,55 @@ def target_lines(records):
     return "\n".join(lines)
 
 
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    versions = f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    if torch_available():
-        versions += f", PyTorch {torch.__version__}"
-    return f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, {versions}"
+def versions(torch=None):
+    text = f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
+    return text + (f", PyTorch {torch}" if torch else "")
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    spec = harness.worker_spec(argv)
+    if spec is not None:
+        return harness.serve(worker_runner, spec)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="write the records to this JSON file")
-    parser.add_argument("--reps", type=int, default=5, help="interleaved rounds (median over them)")
-    parser.add_argument("--steps", type=int, default=4, help="training steps timed per round")
+    parser.add_argument("--reps", type=int, default=7, help="timed rounds (median over them)")
+    parser.add_argument("--steps", type=int, default=8, help="training steps a worker runs "
+                        "per round")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="threads of every worker (default: the machine's cores)")
     parser.add_argument("--models", default=",".join(MODELS), help="comma list of " + str(MODELS))
     parser.add_argument("--vocab_sizes", default=",".join(map(str, VOCAB_SIZES)),
                         help="comma list (not for the bigram lines: always V=28)")
     parser.add_argument("--generate_chars", type=int, default=500,
                         help="characters per generation call")
     parser.add_argument("--no_torch", action="store_true", help="skip PyTorch")
+    parser.add_argument("--torch_python", default=sys.executable,
+                        help="the Python that runs the PyTorch worker (default: this one)")
+    parser.add_argument("--against", type=pathlib.Path, default=None,
+                        help="another checkout of rnnzoo, timed as rnnzoo@other (A/B)")
     parser.add_argument("--no_generation", action="store_true", help="skip generation")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the rounds' orders")
     args = parser.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"--models: unknown {unknown}; choose from {list(MODELS)}")
     args.vocab_sizes = [int(v) for v in args.vocab_sizes.split(",") if v]
-    args.torch = not args.no_torch and torch_available()
+    if args.reps < 1 or args.steps < 1 or args.threads < 1:
+        parser.error("--reps, --steps and --threads must be positive")
+    if args.against is not None and not (args.against / "rnnzoo").is_dir():
+        parser.error(f"--against: {args.against} holds no rnnzoo package")
+    torch = None if args.no_torch else torch_version(args.torch_python)
+    args.torch = torch is not None
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
-    print(f"machine: {machine()}")
+    print(f"machine: {harness.machine(versions(torch))}")
     print(f"training: batch {BATCH}, {STEPS} steps, hidden {UNITS}, SGD with global-norm clip; "
-          f"median tokens/s of {args.reps} interleaved rounds of {args.steps} steps")
+          f"each implementation in its own worker process with {args.threads} threads; median "
+          f"tokens/s (min-max) of {args.reps} shuffled rounds of {args.steps} steps each")
     for model_name in filter(is_bigram, args.models):
         c = bigram_config(model_name)
         print(f"{model_name}: the step of train.py --preset={BIGRAM_PRESETS[model_name]}: "
@@ -418,18 +463,19 @@ def main(argv=None):
               f"{c.batch_size}, {c.num_steps} steps, hidden {c.num_hiddens}, dropout "
               f"{c.dropout:g}, SGD lr {c.lr:g} ({c.lr_schedule}), clip {c.clip_norm:g}; "
               f"{steps_per_round(model_name, args.steps)} steps a round; no PyTorch baseline")
+    if args.against:
+        print(f"rnnzoo@other: rnnzoo imported from {args.against}")
     if not args.torch:
-        print("note: PyTorch is not installed (pip install -e '.[torch]'); torch columns skipped"
-              if not args.no_torch else "note: PyTorch skipped (--no_torch)")
+        print("note: PyTorch skipped (--no_torch)" if args.no_torch else
+              f"note: {args.torch_python} cannot import PyTorch (pip install -e '.[torch]', "
+              f"or --torch_python); torch columns skipped")
     records = benchmark_training(args, log)
     if not args.no_generation:
         records += benchmark_generation(args, log)
     print()
     print(table(records, args.torch))
-    if args.torch:
-        print("(torch tok/s: the number of threads it ran with in brackets)")
-        if any(map(is_bigram, args.models)):
-            print("(bigram lines: no PyTorch comparison, torch columns —)")
+    if args.torch and any(map(is_bigram, args.models)):
+        print("(bigram lines: no PyTorch comparison, torch columns —)")
     for r in records:
         if "us_per_char" in r:
             print(f"generation {r['impl']:10s} batch 1, lstm V={r['vocab_size']} H={UNITS}: "

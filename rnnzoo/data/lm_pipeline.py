@@ -6,8 +6,11 @@ Every sampler is expressed as a *plan*: an int64 array `starts` of shape
     X[b][r] = corpus[starts[b, r] : starts[b, r] + num_steps]
     Y[b][r] = corpus[starts[b, r] + 1 : starts[b, r] + 1 + num_steps]
 
-The plan is pure NumPy (one integer per row); `window_dataset` gathers the token windows inside
-`tf.data`, so an epoch of a large corpus (text8: 90M tokens) is never copied out.
+The plan is pure NumPy (one integer per row). Two ways to read an epoch with it, the same batches:
+`lm_batches` gathers each batch's windows in NumPy as it is asked for (what training uses: no
+pipeline to build per epoch; building and tearing down a `tf.data` pipeline cost about 80 ms of
+CPU per epoch here, most of an epoch of d2l's 10,000-character runs), and `lm_dataset` /
+`window_dataset` gather them inside `tf.data`. Neither copies an epoch of a large corpus out.
 
 With `n = len(corpus)`, `B = batch_size`, `T = num_steps`:
 
@@ -46,8 +49,9 @@ gradient cut at batch boundaries; re-initialised every batch for "random", and e
                 state = tf.nest.map_structure(tf.stop_gradient, state)
             ...
 
-`lm_dataset(...).cardinality()` is that epoch's exact number of batches; `num_batches` gives it
-without building a dataset (for edition 2 with no `(seed, epoch)`, the most over all offsets).
+`len(lm_batches(...))` and `lm_dataset(...).cardinality()` are that epoch's exact number of
+batches; `num_batches` gives it without building a dataset (for edition 2 with no `(seed,
+epoch)`, the most over all offsets).
 """
 
 import numpy as np
@@ -166,14 +170,18 @@ def _as_corpus(ids) -> tf.Tensor:
             raise ValueError(f"`ids` must be a 1-D int32 tensor, got {ids.dtype.name} "
                              f"of shape {ids.shape}")
         return ids
+    with tf.device("CPU:0"):
+        return tf.constant(_as_int32_array(ids))
+
+
+def _as_int32_array(ids) -> np.ndarray:
     arr = np.asarray(ids)
     if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"`ids` must be a 1-D integer array, got {arr.dtype} of shape "
                          f"{arr.shape}")
     if arr.size and (arr.min() < 0 or arr.max() > np.iinfo(np.int32).max):
         raise ValueError(f"`ids` must be in [0, 2**31), got values in [{arr.min()}, {arr.max()}]")
-    with tf.device("CPU:0"):
-        return tf.constant(arr.astype(np.int32, copy=False))
+    return arr.astype(np.int32, copy=False)
 
 
 def window_dataset(corpus, starts: np.ndarray, length: int) -> tf.data.Dataset:
@@ -206,6 +214,55 @@ def window_dataset(corpus, starts: np.ndarray, length: int) -> tf.data.Dataset:
 
     return tf.data.Dataset.from_tensor_slices(starts).map(
         gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+class LMBatches:
+    """One epoch of `(X, Y)` batches, int32 `[batch_size, num_steps]` eager tensors, gathered
+    from a NumPy corpus one batch at a time as the loop asks (`lm_batches`). Sized (`len`), and
+    iterable more than once."""
+
+    def __init__(self, corpus: np.ndarray, starts: np.ndarray, num_steps: int):
+        self.corpus, self.starts, self.num_steps = corpus, starts, num_steps
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __iter__(self):
+        offsets = np.arange(self.num_steps + 1)
+        for row_starts in self.starts:
+            windows = self.corpus[row_starts[:, None] + offsets]
+            yield tf.constant(windows[:, :-1]), tf.constant(windows[:, 1:])
+
+    def skip(self, count: int) -> "LMBatches":
+        """The batches after the first `count`."""
+        return LMBatches(self.corpus, self.starts[count:], self.num_steps)
+
+
+def as_numpy_corpus(ids) -> np.ndarray:
+    """A 1-D int32 NumPy corpus from ids (a NumPy array, a list or a 1-D int32 tensor), checked
+    as `lm_dataset` checks it; no copy for an int32 array."""
+    return _as_corpus(ids).numpy() if isinstance(ids, tf.Tensor) else _as_int32_array(ids)
+
+
+def lm_batches(ids, *, batch_size: int, num_steps: int, sampler: str, edition: int = 1,
+               seed: int = 0, epoch: int = 0) -> LMBatches:
+    """One epoch of language-model batches, exactly `lm_dataset`'s, without a `tf.data`
+    pipeline: a sized iterable of `(X, Y)` int32 tensors `[batch_size, num_steps]`.
+
+    `ids`: the corpus, best a 1-D int32 NumPy array (`as_numpy_corpus`; not copied) shared by
+    the epochs; the other arguments and the errors are `lm_dataset`'s.
+    """
+    b, t = _check_config(batch_size, num_steps, sampler, edition)
+    corpus = as_numpy_corpus(ids)
+    n = len(corpus)
+    need = min_tokens(batch_size=b, num_steps=t, sampler=sampler, edition=edition)
+    if n < need:
+        raise ValueError(
+            f"corpus of {n} tokens is too short for one batch of batch_size={b}, num_steps={t} "
+            f"(sampler={sampler!r}, edition={edition}): need at least {need} tokens")
+    starts = lm_plan(n, batch_size=b, num_steps=t, sampler=sampler, edition=edition,
+                     seed=seed, epoch=epoch)
+    return LMBatches(corpus, starts, t)
 
 
 def lm_dataset(ids, *, batch_size: int, num_steps: int, sampler: str, edition: int = 1,

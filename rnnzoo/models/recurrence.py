@@ -33,6 +33,15 @@ With a static number of steps (training's `num_steps`) both loops are unrolled i
 with an unknown number of steps they are `tf.while_loop`s over `TensorArray`s. The gradients
 are checked against `tf.GradientTape` on the plain loop in `tests/models/test_recurrence.py`.
 
+An experiment, off unless `RNNZOO_FUSED_LSTM=1`: on a CPU, where rnnzoo's C++ ops build
+(`rnnzoo.ops.load_lstm_ops`), an LSTM layer in float32 runs as two fused ops,
+`RnnzooLstmSequence` and its gradient (`rnnzoo/ops/lstm_kernels.cc`: the same maths, each step
+one recurrent matmul (Eigen) and the gate maths in C++), and a stack of LSTMs layer after layer,
+so a time step costs no TensorFlow op, where the graph above runs about 40 per step and layer.
+Measured with one thread on a busy machine it spent 1.2-1.3x the CPU time of the graph above:
+the step is bound by its matmuls, and Eigen's (which packs `W_h` again at every step) is
+slower than oneDNN's (`benchmarks/SPEED_NOTES.md`); so it is not the default.
+
 Cells without a hand-written backward pass (a GRU with `reset_after=False`, any other Keras
 cell) fall back to the plain loop over `cell.step` and autodiff.
 """
@@ -40,6 +49,7 @@ cell) fall back to the plain loop over `cell.step` and autodiff.
 from __future__ import annotations
 
 import functools
+import os
 
 import tensorflow as tf
 
@@ -48,7 +58,7 @@ from rnnzoo.cells.lstm import LSTMCell, _lstm_update
 from rnnzoo.cells.simple_rnn import SimpleRNNCell, _simple_rnn_step
 
 
-def run_layer(cell, projected, states, fast=True, split_gates=None):
+def run_layer(cell, projected, states, fast=True, split_gates=None, fused=None):
     """Runs `cell` over `projected`, time-major; returns `(outputs, final_states)`.
 
     Args:
@@ -59,6 +69,8 @@ def run_layer(cell, projected, states, fast=True, split_gates=None):
         loop over `cell.step`, differentiated by autodiff (the reference the tests compare to).
       split_gates: compute the recurrent matmul gate by gate (see `split_gates_default`, the
         default) or as one fused matmul; the same maths either way.
+      fused: run an LSTM through the C++ sequence ops (an experiment; default
+        `fused_lstm_available()`, off unless `RNNZOO_FUSED_LSTM=1`); float32 only.
 
     Returns:
       `(outputs [time, batch, units], final states as a list)`.
@@ -66,8 +78,14 @@ def run_layer(cell, projected, states, fast=True, split_gates=None):
     states = list(states)
     if split_gates is None:
         split_gates = split_gates_default()
+    if fused is None:
+        fused = fused_lstm_available()
     if fast:
         kernel = getattr(cell, "recurrent_kernel", None)
+        if fused and isinstance(cell, LSTMCell) and _fusable(projected):
+            h, c = states
+            outputs, h, c = _fused_lstm_sequence()(projected, h, c, cell._read(kernel))
+            return outputs, [h, c]
         if isinstance(cell, LSTMCell):
             h, c = states
             outputs, h, c = _lstm_sequence(split_gates)(projected, h, c, cell._read(kernel))
@@ -84,19 +102,22 @@ def run_layer(cell, projected, states, fast=True, split_gates=None):
     return plain_loop(cell.step, projected, states)
 
 
-def run_layers(cells, projected, layer_states, fast=True, split_gates=None):
+def run_layers(cells, projected, layer_states, fast=True, split_gates=None, fused=None):
     """Runs a stack of cells over `projected` (the first cell's projected inputs), time-major.
 
     A stack of LSTMs on the fast path runs as one pipelined function
-    (`_lstm_sequence`); anything else runs layer after layer, each projecting the
-    outputs of the one below with `cell.project_inputs`.
+    (`_lstm_sequence`), unless the fused C++ ops run it (`fused`); anything else runs layer
+    after layer, each projecting the outputs of the one below with `cell.project_inputs`.
 
     Returns:
       `(top layer's outputs [time, batch, units], final states of every layer, a flat list)`.
     """
     if split_gates is None:
         split_gates = split_gates_default()
-    if fast and len(cells) > 1 and all(type(c) is LSTMCell for c in cells):
+    if fused is None:
+        fused = fused_lstm_available()
+    fused = fused and _fusable(projected)
+    if fast and not fused and len(cells) > 1 and all(type(c) is LSTMCell for c in cells):
         args = []
         for n, (cell, states) in enumerate(zip(cells, layer_states, strict=True)):
             args += [*states, cell._read(cell.recurrent_kernel)]
@@ -108,7 +129,7 @@ def run_layers(cells, projected, layer_states, fast=True, split_gates=None):
     x = None
     for n, (cell, states) in enumerate(zip(cells, layer_states, strict=True)):
         x, s = run_layer(cell, projected if n == 0 else cell.project_inputs(x), states,
-                         fast=fast, split_gates=split_gates)
+                         fast=fast, split_gates=split_gates, fused=fused)
         new_states.extend(s)
     return x, new_states
 
@@ -228,6 +249,53 @@ def _lstm_sequence(split_gates, num_layers=1):
             return grads
 
         return (hs[-1], *final), grad
+
+    return lstm_sequence
+
+
+# ------------------------------------------------------------------------ LSTM, fused C++ ops
+
+
+FUSED_LSTM_SWITCH = "RNNZOO_FUSED_LSTM"  # "1": LSTMs train through the C++ sequence ops
+
+
+def fused_lstm_available() -> bool:
+    """Whether an LSTM layer runs through the C++ sequence ops by default: with
+    `RNNZOO_FUSED_LSTM=1`, on a machine without a GPU, where `rnnzoo.ops.load_lstm_ops()`
+    builds and loads them."""
+    return os.environ.get(FUSED_LSTM_SWITCH) == "1" and _fused_lstm_sequence() is not None
+
+
+def _fusable(projected) -> bool:
+    """The ops take float32 and at least one time step."""
+    steps = projected.shape[0]
+    return projected.dtype == tf.float32 and (steps is None or steps > 0)
+
+
+@functools.cache
+def _fused_lstm_sequence():
+    """`fn(projected, h0, c0, recurrent_kernel) -> (H_1..T, H_T, C_T)` through the C++ ops
+    (`rnnzoo/ops/lstm_kernels.cc`), with the weight gradient `sum_t H_{t-1}^T dZ_t` as one
+    matmul after the backward op; None where the ops do not load or a GPU is present."""
+    if tf.config.list_logical_devices("GPU"):
+        return None
+    from rnnzoo import ops
+
+    library = ops.load_lstm_ops()
+    if library is None:
+        return None
+
+    @tf.custom_gradient
+    def lstm_sequence(projected, h0, c0, recurrent_kernel):
+        hs, cs, gates = library.rnnzoo_lstm_sequence(projected, h0, c0, recurrent_kernel)
+
+        def grad(d_hs, d_h_last, d_c_last):
+            d_z, d_h0, d_c0 = library.rnnzoo_lstm_sequence_grad(
+                recurrent_kernel, c0, cs, gates, _zeros_if_none(d_hs, hs),
+                _zeros_if_none(d_h_last, h0), _zeros_if_none(d_c_last, c0))
+            return d_z, d_h0, d_c0, _sum_outer(_previous(h0, hs), d_z)
+
+        return (hs, hs[-1], cs[-1]), grad
 
     return lstm_sequence
 

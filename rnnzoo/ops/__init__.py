@@ -2,6 +2,7 @@
 
     ops = load_word2vec_ops()          # the loaded op library, or None (see unavailable_reason)
     loss = ops.rnnzoo_word2vec_negative_sgd(E.handle, W.handle, inputs, mask, labels, negs, lr)
+    ops = load_lstm_ops()              # the fused LSTM sequence ops (or None), lstm_kernels.cc
 
 The sources live beside this file. The first call compiles them with the system's C++ compiler
 (`$CXX`, else `c++`) and `tf.sysconfig`'s flags into a cache directory (`$RNNZOO_CACHE_DIR`, else
@@ -28,6 +29,7 @@ import tensorflow as tf
 
 SOURCE_DIR = pathlib.Path(__file__).resolve().parent
 WORD2VEC_SOURCE = "word2vec_kernels.cc"
+LSTM_SOURCE = "lstm_kernels.cc"
 ENV_SWITCH = "RNNZOO_OPS"  # "off": never build or load the ops
 
 
@@ -106,26 +108,36 @@ def _load(source: str):
     return tf.load_op_library(str(path))
 
 
-def load_word2vec_ops(*, required: bool = False):
-    """The word2vec op library, or None when it cannot be had (`required`: raise instead).
-
-    Raises:
-        OpsUnavailable: `required` and the ops are switched off or cannot be built.
-    """
+def _load_or_none(source: str, required: bool):
     try:
         if os.environ.get(ENV_SWITCH, "").lower() == "off":
             raise OpsUnavailable(f"${ENV_SWITCH} is 'off'")
-        return _load(WORD2VEC_SOURCE)
+        return _load(source)
     except OpsUnavailable:
         if required:
             raise
         return None
 
 
-def unavailable_reason() -> str | None:
-    """Why `load_word2vec_ops()` gives None, or None when the ops load."""
+def load_word2vec_ops(*, required: bool = False):
+    """The word2vec op library, or None when it cannot be had (`required`: raise instead).
+
+    Raises:
+        OpsUnavailable: `required` and the ops are switched off or cannot be built.
+    """
+    return _load_or_none(WORD2VEC_SOURCE, required)
+
+
+def load_lstm_ops(*, required: bool = False):
+    """The fused LSTM sequence ops (`RnnzooLstmSequence` and its gradient), or None when they
+    cannot be had (`required`: raise instead)."""
+    return _load_or_none(LSTM_SOURCE, required)
+
+
+def unavailable_reason(loader=load_word2vec_ops) -> str | None:
+    """Why `loader()` gives None, or None when its ops load."""
     try:
-        load_word2vec_ops(required=True)
+        loader(required=True)
     except OpsUnavailable as e:
         return str(e)
     return None

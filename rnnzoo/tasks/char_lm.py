@@ -23,7 +23,7 @@ from rnnzoo.config import ConfigError, TrainConfig, field
 from rnnzoo.data import course_batches
 from rnnzoo.data.char_data import CharData, load_char_data
 from rnnzoo.data.lm_pipeline import SAMPLERS as D2L_SAMPLERS
-from rnnzoo.data.lm_pipeline import carries_state, lm_dataset, min_tokens
+from rnnzoo.data.lm_pipeline import as_numpy_corpus, carries_state, lm_batches, min_tokens
 from rnnzoo.evaluation import perplexity_evaluator, sequence_evaluator
 from rnnzoo.models import CELLS, IMPLS, INITS, INPUTS, CharLM
 from rnnzoo.models.generation import TextGenerator
@@ -182,7 +182,7 @@ def train(config: CharLMConfig, workdir, *, resume: bool = False, data: CharData
         with strategy.scope():
             model = build_model(config, len(data.vocab))
             optimizer = make_optimizer(config, _total_steps(config, len(data.train_ids)))
-        train_corpus = tf.constant(data.train_ids)  # One copy for every epoch's dataset.
+        train_corpus = as_numpy_corpus(data.train_ids)  # Shared by every epoch's batches.
         trainer = Trainer(model, optimizer, clip_norm=config.clip_norm,
                           jit_compile=config.jit_compile, strategy=strategy)
         carries = _carries_state(config)
@@ -224,8 +224,11 @@ def _carries_state(config: CharLMConfig) -> bool:
     return config.sampler == course_batches.SAMPLER or carries_state(config.sampler)
 
 
-def _epoch_dataset(corpus, config: CharLMConfig, epoch: int) -> tf.data.Dataset:
-    return lm_dataset(corpus, batch_size=config.batch_size, num_steps=config.num_steps,
+def _epoch_dataset(corpus, config: CharLMConfig, epoch: int):
+    """One epoch's `(X, Y)` batches of a d2l sampler (`lm_batches`: no `tf.data` pipeline to
+    build and tear down per epoch, which took about as long as a 10,000-character epoch's
+    training steps on two CPU cores)."""
+    return lm_batches(corpus, batch_size=config.batch_size, num_steps=config.num_steps,
                       sampler=config.sampler, edition=config.sampler_edition, seed=config.seed,
                       epoch=epoch)
 
@@ -242,7 +245,7 @@ def _stream(corpus, config: CharLMConfig, first_batch: int):
     seen = 0  # d2l's samplers: epoch after epoch, the state starting again at each.
     for epoch in itertools.count(1):
         dataset = _epoch_dataset(corpus, config, epoch)
-        n = int(dataset.cardinality())
+        n = len(dataset)
         if seen + n <= first_batch:
             seen += n
             continue

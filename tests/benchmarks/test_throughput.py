@@ -3,7 +3,6 @@ keras.layers, the same training step for the same weights, and one timed round t
 
 import importlib
 import json
-import sys
 
 import keras
 import numpy as np
@@ -13,15 +12,8 @@ import tensorflow as tf
 
 @pytest.fixture(scope="module")
 def throughput():
-    """The script as a module. It imports PyTorch first when installed, which can abort a process
-    that has TensorFlow loaded already (both bundle LLVM); no test here needs PyTorch."""
-    if "throughput" in sys.modules or "torch" in sys.modules:
-        return importlib.import_module("throughput")
-    sys.modules["torch"] = None  # `import torch` raises ImportError: the script skips PyTorch.
-    try:
-        return importlib.import_module("throughput")
-    finally:
-        del sys.modules["torch"]
+    """The script as a module (it imports no PyTorch: that runs in its own worker process)."""
+    return importlib.import_module("throughput")
 
 
 V = 28
@@ -133,10 +125,30 @@ def test_one_timed_round_of_the_bigram_line(throughput, tmp_path, capsys):
             "course_bigram_lstm", 64, 10, 64, 0.0)
     text = capsys.readouterr().out
     assert "| bigram_lstm | 28 | " in text
+    assert "each implementation in its own worker process" in text
     ratio = records[0]["tokens_per_sec"] / records[1]["tokens_per_sec"]
     assert f"{ratio:.2f}x |" in text
     # With a torch column, the bigram line shows none.
-    table = throughput.table(records + [dict(records[0], model="lstm", impl="torch",
-                                             threads=1)], has_torch=True)
-    assert f"| bigram_lstm | 28 | {records[0]['tokens_per_sec']:,.0f} | " in table
+    table = throughput.table(records + [dict(records[0], model="lstm", impl="torch")],
+                             has_torch=True)
+    r = records[0]
+    assert (f"| bigram_lstm | 28 | {r['tokens_per_sec']:,.0f} ({r['min']:,.0f}-{r['max']:,.0f})"
+            " | ") in table
     assert table.splitlines()[2].endswith(f" | — | {ratio:.2f}x | — |")
+
+
+def test_torch_worker_spec_is_d2l_step_of_the_line(throughput):
+    assert throughput.torch_spec("lstm2", 1027, 2) == {
+        "kind": "train", "cell": "lstm", "num_layers": 2, "vocab_size": 1027, "batch_size": 32,
+        "num_steps": 35, "units": 256, "lr": 1.0, "clip": 1.0, "num_batches": 4, "threads": 2}
+
+
+def test_table_adds_an_ab_column_for_another_checkout(throughput):
+    base = {"model": "lstm", "vocab_size": 28, "min": 1.0, "max": 3.0}
+    records = [dict(base, impl="rnnzoo", tokens_per_sec=2.0),
+               dict(base, impl="keras", tokens_per_sec=1.0),
+               dict(base, impl="rnnzoo@other", tokens_per_sec=4.0)]
+    lines = throughput.table(records, has_torch=False).splitlines()
+    assert lines[0] == ("| model | V | rnnzoo tok/s | keras tok/s | rnnzoo@other tok/s | "
+                        "rnnzoo/keras | rnnzoo/rnnzoo@other |")
+    assert lines[2] == "| lstm | 28 | 2 (1-3) | 1 (1-3) | 4 (1-3) | 2.00x | 0.50x |"

@@ -1,4 +1,5 @@
-"""`lm_dataset` against d2l's four samplers, written out literally, on the real corpora."""
+"""`lm_dataset` (and `lm_batches`, the same batches without tf.data) against d2l's four samplers,
+written out literally, on the real corpora."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import tensorflow as tf
 from rnnzoo.data.lm_pipeline import (
     carries_state,
     epoch_rng,
+    lm_batches,
     lm_dataset,
     lm_plan,
     min_tokens,
@@ -295,6 +297,41 @@ def test_bad_arguments(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         lm_dataset(**args)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(batch_size=0), r"`batch_size` must be an int >= 1, got 0"),
+    (dict(sampler="sequential"), r"`sampler` must be one of"),
+    (dict(ids=np.zeros((2, 50), np.int32)), r"1-D integer array, got int32 of shape \(2, 50\)"),
+    (dict(ids=np.full(100, -1)), r"must be in \[0, 2\*\*31\)"),
+    (dict(ids=np.arange(9)), r"corpus of 9 tokens is too short"),
+])
+def test_lm_batches_bad_arguments(kwargs, match):
+    args = dict(ids=np.arange(100), batch_size=2, num_steps=5, sampler="random")
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        lm_batches(**args)
+
+
+@pytest.mark.parametrize("edition, sampler", SAMPLERS)
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_lm_batches_are_lm_datasets_batches(corpora, edition, sampler, as_tensor):
+    ids = corpora["time_machine"][:3001]
+    kwargs = dict(batch_size=4, num_steps=9, sampler=sampler, edition=edition, seed=3, epoch=2)
+    expected = list(lm_dataset(ids, **kwargs).as_numpy_iterator())
+    got = lm_batches(tf.constant(ids, tf.int32) if as_tensor else ids, **kwargs)
+    assert len(got) == len(expected) > 1
+    for _ in range(2):  # iterable again, the same batches
+        pairs = list(got)
+        assert len(pairs) == len(expected)
+        for (x, y), (ex, ey) in zip(pairs, expected):
+            assert isinstance(x, tf.Tensor) and x.dtype == y.dtype == tf.int32
+            assert x.shape == y.shape == (4, 9)
+            np.testing.assert_array_equal(x.numpy(), ex)
+            np.testing.assert_array_equal(y.numpy(), ey)
+    skipped = got.skip(2)
+    assert len(skipped) == len(expected) - 2
+    np.testing.assert_array_equal(next(iter(skipped))[0].numpy(), expected[2][0])
 
 
 def test_carries_state():
