@@ -16,8 +16,9 @@ batch 64 of the course bucket: sources padded to 20, targets to 21, real lengths
 spans) built three ways, each in its own worker process (`harness.py`: started once, warmed
 up, timed in shuffled rounds, medians and ranges): rnnzoo's `Seq2Seq` in the shared `Trainer`;
 the same maths from `keras.layers.LSTM` (masked encoder, Keras' fused LSTM kernels); PyTorch's
-`nn.LSTM` (packed encoder) when torch is installed. Same batches for all three, the counts of
-real target tokens as the unit. Prints a table and the ratios to rnnzoo.
+`nn.LSTM` (packed encoder) when torch is installed (or under `--torch_python=PYTHON`). Same
+batches for all three, the counts of real target tokens as the unit. Prints a table and the
+ratios to rnnzoo.
 """
 
 from __future__ import annotations
@@ -239,16 +240,20 @@ def _units() -> float:
 RUNNERS = {"rnnzoo": rnnzoo_runner, "keras_layers": keras_runner, "pytorch": torch_runner}
 
 
-def throughput(rounds: int, steps: int, log=print) -> str:
+def throughput(rounds: int, steps: int, *, torch_python: str | None = None, log=print) -> str:
+    """The throughput table; PyTorch runs under `torch_python` (default this Python) when
+    that Python has torch."""
     import importlib.util
 
     kinds = ["rnnzoo", "keras_layers"]
-    if importlib.util.find_spec("torch") is not None:
+    if torch_python or importlib.util.find_spec("torch") is not None:
         kinds.append("pytorch")
     else:
-        log("torch is not installed: no PyTorch line (pip install torch)")
+        log("torch is not installed: no PyTorch line (pip install torch, or --torch_python)")
     script = str(pathlib.Path(__file__).resolve())
-    workers = [harness.Worker(k, [sys.executable, script, f"--worker={json.dumps({'kind': k})}"],
+    python = {k: sys.executable for k in kinds}
+    python["pytorch"] = torch_python or sys.executable
+    workers = [harness.Worker(k, [python[k], script, f"--worker={json.dumps({'kind': k})}"],
                               threads=THREADS) for k in kinds]
     log(f"starting {', '.join(kinds)} ...")
     harness.start_all(workers)
@@ -282,6 +287,8 @@ def main(argv=None) -> int:
     thr = sub.add_parser("throughput")
     thr.add_argument("--rounds", type=int, default=5)
     thr.add_argument("--steps", type=int, default=20)
+    thr.add_argument("--torch_python", default=None,
+                     help="a Python with torch (and numpy) for the PyTorch worker")
     args = parser.parse_args(argv)
     if args.mode == "accuracy":
         try:
@@ -296,7 +303,8 @@ def main(argv=None) -> int:
     else:
         if args.rounds < 1 or args.steps < 1:
             parser.error("--rounds and --steps must be >= 1")
-        print(throughput(args.rounds, args.steps, log=lambda s: print(s, file=sys.stderr)))
+        print(throughput(args.rounds, args.steps, torch_python=args.torch_python,
+                         log=lambda s: print(s, file=sys.stderr)))
     return 0
 
 
