@@ -129,12 +129,13 @@ def test_plateau_schedule_in_a_run_matches_the_records(tmp_path):
     _train(tmp_path / "run", optimizer="sgd", lr=5.0, lr_schedule="plateau",
            lr_decay_rate=0.5, train_steps=16)
     records = RunDir(tmp_path / "run").read_metrics()
-    lr = 5.0
+    lr, decays = 5.0, 0
     for k, r in enumerate(records):
         assert r["lr"] == pytest.approx(lr)
         previous = [q["val_perplexity"] for q in records[:k]]
         if previous and r["val_perplexity"] >= min(previous):
-            lr *= 0.5
+            lr, decays = lr * 0.5, decays + 1
+    assert decays >= 1, [r["val_perplexity"] for r in records]  # the rule was exercised
 
 
 @pytest.mark.parametrize("fields, message", [
