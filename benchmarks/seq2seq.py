@@ -118,16 +118,15 @@ def _tf_threads():
     tf.config.threading.set_inter_op_parallelism_threads(THREADS)
 
 
-def rnnzoo_runner(spec):
-    _tf_threads()
+def _train_runner(model):
+    """`(run, units)`: `run(n)` does `n` training steps of `model` (rnnzoo's `Trainer`: the
+    task's loss, global-norm clip 5, Adam) over the benchmark's batches."""
     import keras
     import tensorflow as tf
 
-    from rnnzoo.models.seq2seq import Seq2Seq
     from rnnzoo.tasks.seq2seq import pair_loss
     from rnnzoo.training.trainer import Trainer
 
-    model = Seq2Seq(VOCAB, EMBED, HIDDEN, LAYERS, attention="luong", seed=0)
     trainer = Trainer(model, keras.optimizers.Adam(0.003), clip_norm=5.0, loss_fn=pair_loss)
     data = [tuple(tf.constant(x) for x in b) for b in batches()]
 
@@ -139,25 +138,16 @@ def rnnzoo_runner(spec):
     return run, _units()
 
 
+def rnnzoo_runner(spec):
+    _tf_threads()
+    from rnnzoo.models.seq2seq import Seq2Seq
+
+    return _train_runner(Seq2Seq(VOCAB, EMBED, HIDDEN, LAYERS, attention="luong", seed=0))
+
+
 def keras_runner(spec):
     _tf_threads()
-    import keras
-    import tensorflow as tf
-
-    from rnnzoo.models.seq2seq import sequence_loss
-    from rnnzoo.training.trainer import Trainer
-
-    model = keras_layers_model()
-    trainer = Trainer(model, keras.optimizers.Adam(0.003), clip_norm=5.0, loss_fn=lambda m, b, c,
-                      t: (*sequence_loss(m((b[0], b[1]), training=t), b[2]), c))
-    data = [tuple(tf.constant(x) for x in b) for b in batches()]
-
-    def run(n):
-        for i in range(n):
-            out = trainer.train_step(data[i % len(data)], ())
-        float(out[0])
-
-    return run, _units()
+    return _train_runner(keras_layers_model())
 
 
 def keras_layers_model():

@@ -122,13 +122,10 @@ def translate_saved_model(saved_model, texts, *, beam_width: int = 1) -> list[st
 
 def resolve_model(path) -> tuple[str, pathlib.Path]:
     """`("saved_model" | "tflite", path)` for a SavedModel, an export directory or a .tflite."""
+    found = contract.find_exported_model(path)
+    if found is not None:
+        return found
     path = pathlib.Path(path)
-    if path.is_file() and path.suffix == ".tflite":
-        return "tflite", path
-    if (path / "saved_model.pb").is_file():
-        return "saved_model", path
-    if (path / contract.SAVED_MODEL_DIR / "saved_model.pb").is_file():
-        return "saved_model", path / contract.SAVED_MODEL_DIR
     raise TranslateError(f"--model={path} is neither a SavedModel directory, an export "
                          f"directory holding saved_model/, nor a .tflite file")
 

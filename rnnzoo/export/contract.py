@@ -12,6 +12,8 @@ RNN has `h` only. `state_layout` spells the slices out.
 
 from __future__ import annotations
 
+import pathlib
+
 # Files of an export directory.
 SAVED_MODEL_DIR = "saved_model"
 TFLITE_FILE = "model.tflite"
@@ -77,3 +79,16 @@ def state_layout(cell: str, num_layers: int, units: int, inputs: str = "chars") 
     if inputs == "bigrams":
         layout.append({"layer": None, "name": "prev_char", "offset": offset, "size": 1})
     return layout
+
+
+def find_exported_model(path) -> tuple[str, pathlib.Path] | None:
+    """`("saved_model" | "tflite", path)` for a SavedModel directory, an export directory holding
+    `SAVED_MODEL_DIR`, or a `.tflite` file; None for anything else (each CLI says so its way)."""
+    path = pathlib.Path(path)
+    if path.is_file() and path.suffix == ".tflite":
+        return "tflite", path
+    if (path / "saved_model.pb").is_file():
+        return "saved_model", path
+    if (path / SAVED_MODEL_DIR / "saved_model.pb").is_file():
+        return "saved_model", path / SAVED_MODEL_DIR
+    return None

@@ -225,13 +225,14 @@ def train(config: Seq2SeqConfig, workdir, *, resume: bool = False, data: PairDat
                           loss_fn=pair_loss, jit_compile=config.jit_compile, strategy=strategy)
         checkpoints = Checkpoints(run, model, optimizer, max_to_keep=config.keep_checkpoints,
                                   strategy=strategy)
+        translate = greedy_translator(model, config)  # validation's and the samples' decoding
         plan = TrainingPlan(
             trainer=trainer, initial_carry=lambda: (), carries_state=False,
             epoch_batches=lambda epoch: _epoch_dataset(data, config, epoch),
             stream=lambda first: _stream(data, config, first),
-            evaluate=_evaluator(model, data, config),
+            evaluate=_evaluator(model, data, config, translate),
             train_metrics=lambda mean: {"loss": mean, "train_perplexity": perplexity(mean)},
-            on_report=_reporter(model, optimizer, data, config, run, log))
+            on_report=_reporter(optimizer, data, config, run, translate, log))
         record = fit(plan, config, run, checkpoints, resume=resume, log=log)
     return TrainResult(record=record, model=model, data=data, run=run)
 
@@ -312,8 +313,7 @@ def evaluate_pairs(model: Seq2Seq, vocab: s2s.Seq2SeqVocabulary, pairs, config: 
     return {"perplexity": perplexity(total / count), **accuracy, "outputs": outputs}
 
 
-def _evaluator(model: Seq2Seq, data: PairData, config: Seq2SeqConfig):
-    translate = greedy_translator(model, config)
+def _evaluator(model: Seq2Seq, data: PairData, config: Seq2SeqConfig, translate):
     score = tf.function(lambda s, d, t: sequence_loss(model((s, d)), t), reduce_retracing=True)
 
     def evaluate() -> dict:
@@ -326,8 +326,7 @@ def _evaluator(model: Seq2Seq, data: PairData, config: Seq2SeqConfig):
     return evaluate
 
 
-def _reporter(model, optimizer, data: PairData, config: Seq2SeqConfig, run: RunDir, log):
-    translate = greedy_translator(model, config)
+def _reporter(optimizer, data: PairData, config: Seq2SeqConfig, run: RunDir, translate, log):
     plateau = PlateauDecay(optimizer, config.lr_decay_rate) if config.lr_schedule == PLATEAU \
         else None
 
