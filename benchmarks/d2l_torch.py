@@ -166,12 +166,16 @@ def make_step(torch, net, lr, clip):
 
 
 def train(preset: str, *, num_epochs: int, num_layers: int | None = None, threads: int = 0,
-          seed: int = 0, data_dir: str | None = None, out=sys.stdout) -> list[dict]:
-    """d2l's `train_ch8` for `preset`; one record (and JSON line on `out`) per epoch."""
+          seed: int = 0, data_dir: str | None = None, model: str | None = None,
+          out=sys.stdout) -> list[dict]:
+    """d2l's `train_ch8` for `preset` (`model`: another cell, as `train.py --model`); one
+    record (and JSON line on `out`) per epoch."""
     torch = _import_torch(threads)
     settings = dict(PRESETS[preset])
     if num_layers:
         settings["num_layers"] = num_layers
+    if model:
+        settings["cell"] = model
     torch.manual_seed(seed)
     random.seed(seed)
     data_dir = data_dir or os.environ.get("RNNZOO_DATA_DIR", "")
@@ -234,12 +238,14 @@ def main(argv=None):
     parser.add_argument("--preset", required=True, choices=sorted(PRESETS))
     parser.add_argument("--num_epochs", type=int, default=20)
     parser.add_argument("--num_layers", type=int, default=0, help="0: the preset's")
+    parser.add_argument("--model", choices=["rnn", "gru", "lstm"], default=None,
+                        help="the cell (default: the preset's), as train.py's --model")
     parser.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data_dir", default=None, help="default: $RNNZOO_DATA_DIR")
     args = parser.parse_args(argv)
     train(args.preset, num_epochs=args.num_epochs, num_layers=args.num_layers or None,
-          threads=args.threads, seed=args.seed, data_dir=args.data_dir)
+          threads=args.threads, seed=args.seed, data_dir=args.data_dir, model=args.model)
 
 
 if __name__ == "__main__":

@@ -67,9 +67,12 @@ class CharLM(keras.Model):
     before the time loop; the loop itself only runs each cell's recurrent half, and its gradient
     is the hand-written backpropagation through time of `rnnzoo.models.recurrence` (the fast
     path, the default; setting the attribute `fast_recurrence = False` differentiates the plain
-    loop over `cell.step` instead). `step` runs the cells' own `step`, as export does. With
-    `impl="keras"`, the layers are `keras.layers.SimpleRNN/GRU/LSTM` (d2l's "concise
-    implementation"), and one-step generation runs their `.cell`.
+    loop over `cell.step` instead). In training on a CPU, LSTM and GRU layers run through
+    rnnzoo's C++ sequence ops where they build (`recurrence.run_layer`'s `fused`; the attribute
+    `fused_recurrence = False` keeps the TensorFlow graph, as XLA needs). `step` runs the
+    cells' own `step`, as export does. With `impl="keras"`, the layers are
+    `keras.layers.SimpleRNN/GRU/LSTM` (d2l's "concise implementation"), and one-step
+    generation runs their `.cell`.
 
     Args:
         vocab_size: number of characters (output classes and one-hot input width).
@@ -134,6 +137,7 @@ class CharLM(keras.Model):
         self.seed = seed
         # Not part of the config: the plain autodiff loop is for tests and benchmarks only.
         self.fast_recurrence = True
+        self.fused_recurrence = True
 
         input_dim = embedding_dim or vocab_size
         num_input_ids = vocab_size ** 2 if inputs == "bigrams" else vocab_size
@@ -286,20 +290,25 @@ class CharLM(keras.Model):
             for i, (cell, s) in enumerate(zip(self.cells, layer_states)):
                 inputs = (self._first_layer_inputs(tf.transpose(token_ids)) if i == 0 else x)
                 projected = cell.project_inputs(self._drop(i, inputs, training))
-                x, s = recurrence.run_layer(cell, projected, s, fast=self.fast_recurrence)
+                x, s = recurrence.run_layer(cell, projected, s, fast=self.fast_recurrence,
+                                            fused=self.fused_recurrence)
                 new_states.extend(s)
             return tf.transpose(x, [1, 0, 2]), new_states
-        projected = self._project(0, tf.transpose(token_ids), None)
+        fused = training and self.fused_recurrence
+        projected = self._project(0, tf.transpose(token_ids), None, fused=fused)
         x, new_states = recurrence.run_layers(self.cells, projected, layer_states,
-                                              fast=self.fast_recurrence)
+                                              fast=self.fast_recurrence, fused=fused)
         return tf.transpose(x, [1, 0, 2]), new_states
 
-    def _project(self, i, token_ids, x):
-        """Input projection of layer i for all time steps: `[..., G * units]`."""
+    def _project(self, i, token_ids, x, fused=False):
+        """Input projection of layer i for all time steps: `[..., G * units]` (`fused`: in
+        training, with `recurrence.fused_project_ids`'s faster gradient)."""
         cell = self.cells[i]
         if i > 0:
             return cell.project_inputs(x)
         if self.embedding is None:
+            if fused:
+                return recurrence.fused_project_ids(cell, token_ids)
             return cell.project_ids(token_ids)
         return cell.project_inputs(self.embedding(token_ids))
 

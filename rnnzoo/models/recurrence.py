@@ -33,14 +33,17 @@ With a static number of steps (training's `num_steps`) both loops are unrolled i
 with an unknown number of steps they are `tf.while_loop`s over `TensorArray`s. The gradients
 are checked against `tf.GradientTape` on the plain loop in `tests/models/test_recurrence.py`.
 
-An experiment, off unless `RNNZOO_FUSED_LSTM=1`: on a CPU, where rnnzoo's C++ ops build
-(`rnnzoo.ops.load_lstm_ops`), an LSTM layer in float32 runs as two fused ops,
-`RnnzooLstmSequence` and its gradient (`rnnzoo/ops/lstm_kernels.cc`: the same maths, each step
-one recurrent matmul (Eigen) and the gate maths in C++), and a stack of LSTMs layer after layer,
-so a time step costs no TensorFlow op, where the graph above runs about 40 per step and layer.
-Measured with one thread on a busy machine it spent 1.2-1.3x the CPU time of the graph above:
-the step is bound by its matmuls, and Eigen's (which packs `W_h` again at every step) is
-slower than oneDNN's (`benchmarks/SPEED_NOTES.md`); so it is not the default.
+Training on a CPU runs faster still through rnnzoo's C++ sequence ops, where they build
+(`rnnzoo.ops.load_recurrent_ops`; `fused=True`, which the models pass in training only): an
+LSTM or reset-after GRU layer in float32 of at most `FUSED_MAX_UNITS` units is then two ops,
+one forward and one backward (`rnnzoo/ops/recurrent_kernels.cc`: the same maths, each time step
+one GEMM against the recurrent weight packed once per sequence and the gate maths, in chunks of
+hidden units that TensorFlow's intra-op threads share), and a stack runs layer after layer;
+`fused_project_ids` gives the one-hot input's projection a one-op gradient. The weight
+gradients stay single matmuls after the loop. The graph above stays what runs on a GPU, under
+XLA, for other dtypes and wider layers, in every exported function (an export must not need
+rnnzoo's library), and where no C++ compiler exists. `tests/models/test_recurrent_ops.py`
+checks the ops against NumPy and autodiff.
 
 Cells without a hand-written backward pass (a GRU with `reset_after=False`, any other Keras
 cell) fall back to the plain loop over `cell.step` and autodiff.
@@ -58,7 +61,7 @@ from rnnzoo.cells.lstm import LSTMCell, _lstm_update
 from rnnzoo.cells.simple_rnn import SimpleRNNCell, _simple_rnn_step
 
 
-def run_layer(cell, projected, states, fast=True, split_gates=None, fused=None):
+def run_layer(cell, projected, states, fast=True, split_gates=None, fused=False):
     """Runs `cell` over `projected`, time-major; returns `(outputs, final_states)`.
 
     Args:
@@ -69,8 +72,9 @@ def run_layer(cell, projected, states, fast=True, split_gates=None, fused=None):
         loop over `cell.step`, differentiated by autodiff (the reference the tests compare to).
       split_gates: compute the recurrent matmul gate by gate (see `split_gates_default`, the
         default) or as one fused matmul; the same maths either way.
-      fused: run an LSTM through the C++ sequence ops (an experiment; default
-        `fused_lstm_available()`, off unless `RNNZOO_FUSED_LSTM=1`); float32 only.
+      fused: run an LSTM or a reset-after GRU through the C++ sequence ops where they load
+        (`fused_available()`; float32 only, else the graph below). Never for a function that
+        is exported: the SavedModel would need rnnzoo's op library.
 
     Returns:
       `(outputs [time, batch, units], final states as a list)`.
@@ -78,14 +82,18 @@ def run_layer(cell, projected, states, fast=True, split_gates=None, fused=None):
     states = list(states)
     if split_gates is None:
         split_gates = split_gates_default()
-    if fused is None:
-        fused = fused_lstm_available()
+    fused = fused and _fusable([cell], projected)
     if fast:
         kernel = getattr(cell, "recurrent_kernel", None)
-        if fused and isinstance(cell, LSTMCell) and _fusable(projected):
+        if fused and isinstance(cell, LSTMCell):
             h, c = states
             outputs, h, c = _fused_lstm_sequence()(projected, h, c, cell._read(kernel))
             return outputs, [h, c]
+        if fused and isinstance(cell, GRUCell) and cell.reset_after:
+            (h,) = states
+            outputs, h = _fused_gru_sequence()(
+                projected, h, cell._read(kernel), cell._read(cell.recurrent_bias))
+            return outputs, [h]
         if isinstance(cell, LSTMCell):
             h, c = states
             outputs, h, c = _lstm_sequence(split_gates)(projected, h, c, cell._read(kernel))
@@ -102,21 +110,20 @@ def run_layer(cell, projected, states, fast=True, split_gates=None, fused=None):
     return plain_loop(cell.step, projected, states)
 
 
-def run_layers(cells, projected, layer_states, fast=True, split_gates=None, fused=None):
+def run_layers(cells, projected, layer_states, fast=True, split_gates=None, fused=False):
     """Runs a stack of cells over `projected` (the first cell's projected inputs), time-major.
 
     A stack of LSTMs on the fast path runs as one pipelined function
-    (`_lstm_sequence`), unless the fused C++ ops run it (`fused`); anything else runs layer
-    after layer, each projecting the outputs of the one below with `cell.project_inputs`.
+    (`_lstm_sequence`), unless the C++ sequence ops run it (`fused`, see `run_layer`);
+    anything else runs layer after layer, each projecting the outputs of the one below with
+    `cell.project_inputs`.
 
     Returns:
       `(top layer's outputs [time, batch, units], final states of every layer, a flat list)`.
     """
     if split_gates is None:
         split_gates = split_gates_default()
-    if fused is None:
-        fused = fused_lstm_available()
-    fused = fused and _fusable(projected)
+    fused = fused and _fusable(cells, projected)
     if fast and not fused and len(cells) > 1 and all(type(c) is LSTMCell for c in cells):
         args = []
         for n, (cell, states) in enumerate(zip(cells, layer_states, strict=True)):
@@ -253,37 +260,50 @@ def _lstm_sequence(split_gates, num_layers=1):
     return lstm_sequence
 
 
-# ------------------------------------------------------------------------ LSTM, fused C++ ops
+# ---------------------------------------------------------------------- the C++ sequence ops
 
 
-FUSED_LSTM_SWITCH = "RNNZOO_FUSED_LSTM"  # "1": LSTMs train through the C++ sequence ops
+FUSED_SWITCH = "RNNZOO_FUSED_RNN"  # "off": train on the TensorFlow graph, never the C++ ops
+# The largest layer the ops run: at 512 units (`--preset=course_bigram_lstm_large`) they
+# measured 0.90x the graph's step (`benchmarks/throughput.py`): the packed recurrent weight (4
+# MB) outgrows the two cores' L2 caches, and 10 steps a sequence do not pay for packing it.
+FUSED_MAX_UNITS = 256
 
 
-def fused_lstm_available() -> bool:
-    """Whether an LSTM layer runs through the C++ sequence ops by default: with
-    `RNNZOO_FUSED_LSTM=1`, on a machine without a GPU, where `rnnzoo.ops.load_lstm_ops()`
-    builds and loads them."""
-    return os.environ.get(FUSED_LSTM_SWITCH) == "1" and _fused_lstm_sequence() is not None
+def fused_available() -> bool:
+    """Whether `fused=True` can run the C++ sequence ops here: on a machine without a GPU,
+    where `rnnzoo.ops.load_recurrent_ops()` builds and loads them (it compiles them once on
+    first use), unless `$RNNZOO_FUSED_RNN` is `off` (or `$RNNZOO_OPS`, for all of rnnzoo's
+    ops)."""
+    if os.environ.get(FUSED_SWITCH, "").lower() == "off":
+        return False
+    return _fused_library() is not None
 
 
-def _fusable(projected) -> bool:
-    """The ops take float32 and at least one time step."""
+def _fusable(cells, projected) -> bool:
+    """Whether the ops can run `cells` over `projected`: where they load, float32, at least
+    one time step, at most `FUSED_MAX_UNITS` units a layer."""
     steps = projected.shape[0]
-    return projected.dtype == tf.float32 and (steps is None or steps > 0)
+    return (projected.dtype == tf.float32 and (steps is None or steps > 0)
+            and all(getattr(c, "units", FUSED_MAX_UNITS + 1) <= FUSED_MAX_UNITS for c in cells)
+            and fused_available())
 
 
 @functools.cache
-def _fused_lstm_sequence():
-    """`fn(projected, h0, c0, recurrent_kernel) -> (H_1..T, H_T, C_T)` through the C++ ops
-    (`rnnzoo/ops/lstm_kernels.cc`), with the weight gradient `sum_t H_{t-1}^T dZ_t` as one
-    matmul after the backward op; None where the ops do not load or a GPU is present."""
+def _fused_library():
+    """The loaded op library; None where it does not load or a GPU is present."""
     if tf.config.list_logical_devices("GPU"):
         return None
     from rnnzoo import ops
 
-    library = ops.load_lstm_ops()
-    if library is None:
-        return None
+    return ops.load_recurrent_ops()
+
+
+@functools.cache
+def _fused_lstm_sequence():
+    """`fn(projected, h0, c0, recurrent_kernel) -> (H_1..T, H_T, C_T)` through the C++ ops,
+    with the weight gradient `sum_t H_{t-1}^T dZ_t` as one matmul after the backward op."""
+    library = _fused_library()
 
     @tf.custom_gradient
     def lstm_sequence(projected, h0, c0, recurrent_kernel):
@@ -298,6 +318,54 @@ def _fused_lstm_sequence():
         return (hs, hs[-1], cs[-1]), grad
 
     return lstm_sequence
+
+
+def fused_project_ids(cell, ids):
+    """`cell.project_ids(ids)` (`[...]` ids -> `[..., G*units]`, the one-hot input's
+    projection as a row gather) whose gradient is one C++ op where they load
+    (`RnnzooRowsGrad`: the kernel's rows and the bias summed in one pass over the incoming
+    gradient, where TensorFlow runs an UnsortedSegmentSum and a BiasAddGrad), the kernel's
+    gradient dense. For training only, as `run_layer`'s `fused`."""
+    if not fused_available():
+        return cell.project_ids(ids)
+    return _projected_ids(cell._read(cell.kernel), cell._read(cell.bias), ids)
+
+
+@tf.custom_gradient
+def _projected_ids(kernel, bias, ids):
+    projected = tf.nn.bias_add(tf.gather(kernel, ids), bias)
+
+    def grad(d_projected):
+        d_flat = tf.reshape(d_projected, [-1, d_projected.shape[-1]])
+        d_kernel, d_bias = _fused_library().rnnzoo_rows_grad(
+            tf.reshape(ids, [-1]), d_flat, tf.shape(kernel)[0])
+        return d_kernel, d_bias, None
+
+    return projected, grad
+
+
+@functools.cache
+def _fused_gru_sequence():
+    """`fn(projected, h0, recurrent_kernel, recurrent_bias) -> (H_1..T, H_T)` through the C++
+    ops; the recurrent weight's and bias's gradients (`sum_t H_{t-1}^T d rec_t`, `sum_t d
+    rec_t`) as one matmul and one sum after the backward op."""
+    library = _fused_library()
+
+    @tf.custom_gradient
+    def gru_sequence(projected, h0, recurrent_kernel, recurrent_bias):
+        hs, saved = library.rnnzoo_gru_sequence(projected, h0, recurrent_kernel,
+                                                recurrent_bias)
+
+        def grad(d_hs, d_h_last):
+            d_projected, d_rec, d_h0 = library.rnnzoo_gru_sequence_grad(
+                recurrent_kernel, h0, hs, saved, _zeros_if_none(d_hs, hs),
+                _zeros_if_none(d_h_last, h0))
+            return (d_projected, d_h0, _sum_outer(_previous(h0, hs), d_rec),
+                    tf.reduce_sum(d_rec, [0, 1]))
+
+        return (hs, hs[-1]), grad
+
+    return gru_sequence
 
 
 # -------------------------------------------------------------------------------------- GRU

@@ -137,6 +137,10 @@ class Seq2Seq(keras.Model):
         self.num_layers = num_layers
         self.attention = attention
         self.seed = seed
+        # Training runs the LSTMs through rnnzoo's C++ sequence ops where they build
+        # (`recurrence.run_layer`'s `fused`); False keeps the TensorFlow graph (XLA needs it).
+        # Inference (`encode` called by itself, decoding, every export) never uses them.
+        self.fused_recurrence = True
         H = num_hiddens
 
         def init(k):
@@ -208,7 +212,7 @@ class Seq2Seq(keras.Model):
 
     # ---------------------------------------------------------------------------- encoder
 
-    def encode(self, source_ids):
+    def encode(self, source_ids, training=False):
         """`source_ids` int `[B, S]` -> `(memory [B, S, H], memory_mask bool [B, S], states)`.
 
         `states` is the flat list of the encoder's final states, each row's at its own last
@@ -249,7 +253,8 @@ class Seq2Seq(keras.Model):
         states = []
         for cell in self.encoder_cells:
             projected = tf.where(real, cell.project_inputs(x), pad_gates)
-            outputs, final = run_layer(cell, tf.transpose(projected, [1, 0, 2]), [zeros, zeros])
+            outputs, final = run_layer(cell, tf.transpose(projected, [1, 0, 2]), [zeros, zeros],
+                                       fused=training and self.fused_recurrence)
             x = tf.transpose(outputs, [1, 0, 2])
             states += final
         return unalign(x), mask, states
@@ -303,7 +308,7 @@ class Seq2Seq(keras.Model):
     def call(self, inputs, training=False):
         source_ids, decoder_inputs = inputs
         decoder_inputs = tf.convert_to_tensor(decoder_inputs)
-        memory, memory_mask, states = self.encode(source_ids)
+        memory, memory_mask, states = self.encode(source_ids, training=training)
         if self.attention == "bahdanau":
             # The context enters the recurrence: one `decode_step` per target position.
             def step(xs, carry):
@@ -316,7 +321,7 @@ class Seq2Seq(keras.Model):
         # loop), then attend and project for all steps at once.
         projected = self.decoder_cells[0].project_inputs(self.target_embedding(decoder_inputs))
         hs, _ = run_layers(self.decoder_cells, tf.transpose(projected, [1, 0, 2]),
-                           self._per_layer(states))
+                           self._per_layer(states), fused=training and self.fused_recurrence)
         hs = tf.transpose(hs, [1, 0, 2])                                   # [B, T, H]
         if self.attention == "luong":
             hs, _ = self._luong_output(hs, memory, memory_mask)

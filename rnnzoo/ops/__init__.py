@@ -2,7 +2,7 @@
 
     ops = load_word2vec_ops()          # the loaded op library, or None (see unavailable_reason)
     loss = ops.rnnzoo_word2vec_negative_sgd(E.handle, W.handle, inputs, mask, labels, negs, lr)
-    ops = load_lstm_ops()              # the fused LSTM sequence ops (or None), lstm_kernels.cc
+    ops = load_recurrent_ops()         # the LSTM / GRU sequence ops (or None), recurrent_kernels.cc
 
 The sources live beside this file. The first call compiles them with the system's C++ compiler
 (`$CXX`, else `c++`) and `tf.sysconfig`'s flags into a cache directory (`$RNNZOO_CACHE_DIR`, else
@@ -29,7 +29,7 @@ import tensorflow as tf
 
 SOURCE_DIR = pathlib.Path(__file__).resolve().parent
 WORD2VEC_SOURCE = "word2vec_kernels.cc"
-LSTM_SOURCE = "lstm_kernels.cc"
+RECURRENT_SOURCE = "recurrent_kernels.cc"
 ENV_SWITCH = "RNNZOO_OPS"  # "off": never build or load the ops
 
 
@@ -128,10 +128,10 @@ def load_word2vec_ops(*, required: bool = False):
     return _load_or_none(WORD2VEC_SOURCE, required)
 
 
-def load_lstm_ops(*, required: bool = False):
-    """The fused LSTM sequence ops (`RnnzooLstmSequence` and its gradient), or None when they
-    cannot be had (`required`: raise instead)."""
-    return _load_or_none(LSTM_SOURCE, required)
+def load_recurrent_ops(*, required: bool = False):
+    """The recurrent sequence ops (`RnnzooLstmSequence`, `RnnzooGruSequence` and their
+    gradients), or None when they cannot be had (`required`: raise instead)."""
+    return _load_or_none(RECURRENT_SOURCE, required)
 
 
 def unavailable_reason(loader=load_word2vec_ops) -> str | None:

@@ -130,11 +130,13 @@ Config = CharLMConfig  # the task's config class, as `rnnzoo.zoo` looks it up
 
 def build_model(config: CharLMConfig, vocab_size: int) -> CharLM:
     """The `CharLM` a config describes."""
-    return CharLM(vocab_size, cell=config.cell, num_layers=config.num_layers,
-                  units=config.num_hiddens, embedding_dim=config.embedding_dim,
-                  impl=config.impl, init=config.init, forget_bias=config.forget_bias,
-                  reset_after=config.reset_after, inputs=config.inputs, dropout=config.dropout,
-                  seed=config.seed)
+    model = CharLM(vocab_size, cell=config.cell, num_layers=config.num_layers,
+                   units=config.num_hiddens, embedding_dim=config.embedding_dim,
+                   impl=config.impl, init=config.init, forget_bias=config.forget_bias,
+                   reset_after=config.reset_after, inputs=config.inputs,
+                   dropout=config.dropout, seed=config.seed)
+    model.fused_recurrence = not config.jit_compile  # XLA cannot compile rnnzoo's C++ ops
+    return model
 
 
 def load_data(config: CharLMConfig, *, vocab=None, source_dir=None, tfds_dir=None) -> CharData:

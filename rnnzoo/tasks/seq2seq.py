@@ -170,9 +170,11 @@ def make_data(config: Seq2SeqConfig, train_text: str, val_text: str, *, vocab=No
 
 
 def build_model(config: Seq2SeqConfig, vocab_size: int) -> Seq2Seq:
-    return Seq2Seq(vocab_size, embedding_dim=config.embedding_dim,
-                   num_hiddens=config.num_hiddens, num_layers=config.num_layers,
-                   attention=config.attention, seed=config.seed)
+    model = Seq2Seq(vocab_size, embedding_dim=config.embedding_dim,
+                    num_hiddens=config.num_hiddens, num_layers=config.num_layers,
+                    attention=config.attention, seed=config.seed)
+    model.fused_recurrence = not config.jit_compile  # XLA cannot compile rnnzoo's C++ ops
+    return model
 
 
 def pair_loss(model, batch, carry, training):

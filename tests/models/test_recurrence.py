@@ -7,8 +7,6 @@ carried in, and every weight, eagerly and under `tf.function` (static length: th
 loop; unknown length: the `tf.while_loop`), including a gradient arriving at the final states.
 """
 
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -175,84 +173,3 @@ def test_pipelined_lstm_stack_matches_layer_by_layer_autodiff(num_layers, mode, 
     assert len(fast[0]) == 1 + 2 * num_layers
     for got, want in zip(fast[0] + fast[1], plain[0] + plain[1], strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-
-
-@pytest.fixture(scope="module")
-def lstm_ops():
-    from rnnzoo import ops
-
-    # An opt-in experiment, slower than the default path here (benchmarks/SPEED_NOTES.md): its
-    # build (~40 s) and tests run where it is switched on, e.g. `RNNZOO_FUSED_LSTM=1 pytest`.
-    if os.environ.get(recurrence.FUSED_LSTM_SWITCH) != "1":
-        pytest.skip(f"the fused LSTM op is opt-in: set {recurrence.FUSED_LSTM_SWITCH}=1")
-    if os.environ.get(ops.ENV_SWITCH, "").lower() == "off":
-        pytest.skip("the C++ ops are switched off ($RNNZOO_OPS=off)")
-    if ops._compiler() is None:
-        pytest.skip("no C++ compiler: LSTMs train on the pure-TensorFlow path here")
-    if tf.config.list_logical_devices("GPU"):
-        pytest.skip("the fused LSTM ops are CPU ops")
-    return ops.load_lstm_ops(required=True)  # with a compiler, a failed build fails
-
-
-@pytest.mark.parametrize("mode", ["eager", "tf_function", "unknown_length"])
-def test_fused_lstm_ops_match_autodiff(lstm_ops, mode):
-    """The C++ sequence ops (`RNNZOO_FUSED_LSTM=1`): outputs, final states and every gradient
-    of the plain loop, also with a gradient arriving at the final states only."""
-    cell = _cell("lstm")
-    rng = np.random.default_rng(7)
-    xs = tf.constant(rng.normal(size=(T, B, D)).astype("float32"))
-    states = [tf.constant(rng.normal(0.0, 0.5, (B, H)).astype("float32")) for _ in range(2)]
-
-    def loss_and_grads(x, s, fused):
-        with tf.GradientTape() as tape:
-            tape.watch([x, *s])
-            outputs, final = recurrence.run_layer(cell, cell.project_inputs(x), s,
-                                                  fast=fused, fused=fused)
-            loss = tf.reduce_sum(outputs * tf.sin(outputs))
-            loss += sum(tf.reduce_sum(v * tf.cos(v)) for v in final)
-        grads = tape.gradient(loss, [x, *s, *cell.trainable_variables])
-        return [outputs, *final], [tf.convert_to_tensor(g) for g in grads]
-
-    run = loss_and_grads
-    if mode == "tf_function":
-        run = tf.function(loss_and_grads)
-    elif mode == "unknown_length":
-        signature = [tf.TensorSpec([None, B, D]), [tf.TensorSpec([B, H])] * 2]
-        fused_fn = tf.function(lambda x, s: loss_and_grads(x, s, True), input_signature=signature)
-        plain_fn = tf.function(lambda x, s: loss_and_grads(x, s, False), input_signature=signature)
-        run = lambda x, s, fused: (fused_fn if fused else plain_fn)(x, s)  # noqa: E731
-    got_values, got_grads = run(xs, states, True)
-    want_values, want_grads = run(xs, states, False)
-    for got, want in zip([*got_values, *got_grads], [*want_values, *want_grads], strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-    with tf.GradientTape() as tape:  # only the final cell state is read
-        tape.watch(states)
-        _, (_, c) = recurrence.run_layer(cell, cell.project_inputs(xs), states, fused=True)
-        loss = tf.reduce_sum(c)
-    assert all(g is not None for g in tape.gradient(loss, [*states, cell.recurrent_kernel]))
-
-
-def test_fused_lstm_stack_in_char_lm_matches_plain_loop(lstm_ops, monkeypatch):
-    """A 2-layer CharLM trains layer after layer through the ops: same gradients."""
-    monkeypatch.setenv(recurrence.FUSED_LSTM_SWITCH, "1")
-    assert recurrence.fused_lstm_available()
-    model = CharLM(11, cell="lstm", num_layers=2, units=H, init="keras", seed=8)
-    ids = tf.constant(np.random.default_rng(9).integers(0, 11, (B, T)), tf.int32)
-    states = [tf.random.normal([B, H], seed=i) for i in range(4)]
-
-    def grads(fast):
-        model.fast_recurrence = fast
-        with tf.GradientTape() as tape:
-            tape.watch(states)
-            logits, final = model(ids, states)
-            loss = tf.reduce_sum(logits * tf.sin(logits)) + sum(tf.reduce_sum(s) for s in final)
-        return [tf.convert_to_tensor(g)
-                for g in tape.gradient(loss, [*model.trainable_variables, *states])]
-
-    for got, want in zip(grads(True), grads(False), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
-
-
-def test_fused_lstm_is_off_by_default(monkeypatch):
-    monkeypatch.delenv(recurrence.FUSED_LSTM_SWITCH, raising=False)
-    assert not recurrence.fused_lstm_available()
