@@ -326,7 +326,7 @@ def fused_project_ids(cell, ids):
     (`RnnzooRowsGrad`: the kernel's rows and the bias summed in one pass over the incoming
     gradient, where TensorFlow runs an UnsortedSegmentSum and a BiasAddGrad), the kernel's
     gradient dense. For training only, as `run_layer`'s `fused`."""
-    if not fused_available():
+    if cell.compute_dtype != "float32" or not fused_available():
         return cell.project_ids(ids)
     return _projected_ids(cell._read(cell.kernel), cell._read(cell.bias), ids)
 
@@ -338,7 +338,7 @@ def _projected_ids(kernel, bias, ids):
     def grad(d_projected):
         d_flat = tf.reshape(d_projected, [-1, d_projected.shape[-1]])
         d_kernel, d_bias = _fused_library().rnnzoo_rows_grad(
-            tf.reshape(ids, [-1]), d_flat, tf.shape(kernel)[0])
+            tf.cast(tf.reshape(ids, [-1]), tf.int32), d_flat, tf.shape(kernel)[0])
         return d_kernel, d_bias, None
 
     return projected, grad
