@@ -335,6 +335,80 @@ int TeamSize(OpKernelContext* ctx, int wanted, int items) {
   return std::max(1, std::min(n, items));
 }
 
+// ------------------------------------------------------------------------- the schedules
+
+// The forward ops' schedule for a layer of `gates` gates: group 0 packs each chunk's columns of
+// W_h (gate after gate, the chunk's units of each), group 1 + t is time step t, in which each
+// chunk multiplies h_prev(t) ([B, H]) by its columns into z (this thread's scratch, [B, ldz],
+// the chunk's gate blocks side by side) and runs step(t, u0, nu, z, ldz) on its units
+// [u0, u0 + nu).
+template <typename HPrev, typename Step>
+void RunForward(OpKernelContext* ctx, int max_threads, int T, int B, int H, int gates,
+                const float* w, HPrev h_prev, Step step) {
+  const Chunks chunks(H);
+  const int chunk_panels = Panels(gates * kChunkUnits);
+  const size_t chunk_floats = static_cast<size_t>(chunk_panels) * H * kCols;
+  float* packed = Scratch(0, chunks.count * chunk_floats);
+  const int threads = TeamSize(ctx, max_threads, chunks.count);
+  Tickets tickets(T + 1, chunks.count, threads);
+  RunTeam(ctx, threads, [&](int tid) {
+    const int ldz = chunk_panels * kCols;
+    float* z = Scratch(1, static_cast<size_t>(B) * ldz);
+    tickets.Run(tid, [&](int group, int chunk) {
+      const int u0 = chunks.begin(chunk), nu = chunks.width(chunk);
+      float* wp = packed + chunk * chunk_floats;
+      if (group == 0) {
+        Pack(H, gates * nu, w, gates * H, [&](int j) {
+          return static_cast<size_t>((j / nu) * H + u0 + j % nu);
+        }, wp);
+        return;
+      }
+      Gemm(B, H, Panels(gates * nu), h_prev(group - 1), H, wp, z, ldz);
+      step(group - 1, u0, nu, z, ldz);
+    });
+  });
+}
+
+// The backward ops' schedule for a layer of `gates` gates. Group 0 packs each chunk's columns
+// of W_h^T ((W_h^T)[k, j] = W_h[u0 + j, k]) and runs setup(u0, nu, rec, ldr), `rec` the
+// chunk's block ([B, ldr], kept from step to step) of the product below. Then, for t = T-1
+// down to 0: group A_t runs grads(t, u0, nu, rec, ldr), which reads `rec` (the gradient
+// reaching the chunk's H_t from step t+1) and writes the chunk's columns of d_rec(t)
+// ([B, gates * H]); group B_t multiplies the whole d_rec(t) by the chunk's columns of W_h^T
+// into `rec` and runs after(u0, nu, rec, ldr). The last group runs finish(u0, nu, rec, ldr).
+template <typename DRec, typename Setup, typename Grads, typename After, typename Finish>
+void RunBackward(OpKernelContext* ctx, int max_threads, int T, int B, int H, int gates,
+                 const float* w, DRec d_rec, Setup setup, Grads grads, After after,
+                 Finish finish) {
+  const Chunks chunks(H);
+  const int ldr = Panels(kChunkUnits) * kCols;
+  const size_t chunk_floats = static_cast<size_t>(Panels(kChunkUnits)) * gates * H * kCols;
+  float* packed = Scratch(0, chunks.count * chunk_floats);
+  float* rec = Scratch(1, static_cast<size_t>(chunks.count) * B * ldr);
+  const int threads = TeamSize(ctx, max_threads, chunks.count);
+  Tickets tickets(2 * T + 2, chunks.count, threads);
+  RunTeam(ctx, threads, [&](int tid) {
+    tickets.Run(tid, [&](int group, int chunk) {
+      const int u0 = chunks.begin(chunk), nu = chunks.width(chunk);
+      float* wt = packed + chunk * chunk_floats;
+      float* rc = rec + static_cast<size_t>(chunk) * B * ldr;
+      if (group == 0) {
+        Pack(gates * H, nu, w, 1, [&](int j) {
+          return static_cast<size_t>(u0 + j) * gates * H;
+        }, wt);
+        setup(u0, nu, rc, ldr);
+      } else if (group == 2 * T + 1) {
+        finish(u0, nu, rc, ldr);
+      } else if (const int t = T - 1 - (group - 1) / 2; (group - 1) % 2 == 0) {
+        grads(t, u0, nu, rc, ldr);
+      } else {
+        Gemm(B, gates * H, Panels(nu), d_rec(t), gates * H, wt, rc, ldr);
+        after(u0, nu, rc, ldr);
+      }
+    });
+  });
+}
+
 // ------------------------------------------------------------------------------- the ops
 
 #define RNNZOO_CHECK_SHAPE(ctx, cond, ...) \
@@ -378,54 +452,33 @@ class LstmSequenceOp : public OpKernel {
     float* hs = hs_t->flat<float>().data();
     float* cs = cs_t->flat<float>().data();
     float* gates = gates_t->flat<float>().data();
-    // Group 0 packs each chunk's columns of W_h (gate g's units of the chunk, g = i, f, g, o);
-    // group 1 + t is time step t.
-    const Chunks chunks(H);
-    const int chunk_panels = Panels(4 * kChunkUnits);
-    const size_t chunk_floats = static_cast<size_t>(chunk_panels) * H * kCols;
-    float* packed = Scratch(0, chunks.count * chunk_floats);
-    const int threads = TeamSize(ctx, max_threads_, chunks.count);
-    Tickets tickets(T + 1, chunks.count, threads);
-    RunTeam(ctx, threads, [&](int tid) {
-      const int ldz = chunk_panels * kCols;
-      float* z = Scratch(1, static_cast<size_t>(B) * ldz);  // this thread's H_{t-1} W_h block
-      tickets.Run(tid, [&](int group, int chunk) {
-        const int u0 = chunks.begin(chunk), nu = chunks.width(chunk);
-        float* wp = packed + chunk * chunk_floats;
-        if (group == 0) {
-          Pack(H, 4 * nu, w, 4 * H, [&](int j) {
-            return static_cast<size_t>((j / nu) * H + u0 + j % nu);
-          }, wp);
-          return;
-        }
-        const int t = group - 1;
-        const float* h_prev = t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
-        const float* c_prev = t ? cs + static_cast<size_t>(t - 1) * B * H : c_init;
-        Gemm(B, H, Panels(4 * nu), h_prev, H, wp, z, ldz);
-        for (int b = 0; b < B; ++b) {
-          const size_t row = static_cast<size_t>(t) * B + b;
-          const float* xr = x + row * 4 * H + u0;
-          const float* zr = z + static_cast<size_t>(b) * ldz;
-          const float* cp = c_prev + static_cast<size_t>(b) * H + u0;
-          float* gr = gates + row * 4 * H + u0;
-          float* cr = cs + row * H + u0;
-          float* hr = hs + row * H + u0;
-          ForLanes(nu, [&](auto lanes, int j) {
-            using T = decltype(lanes);
-            const T i = Sigmoid(Load<T>(xr + j) + Load<T>(zr + j));
-            const T f = Sigmoid(Load<T>(xr + H + j) + Load<T>(zr + nu + j));
-            const T g = Tanh(Load<T>(xr + 2 * H + j) + Load<T>(zr + 2 * nu + j));
-            const T o = Sigmoid(Load<T>(xr + 3 * H + j) + Load<T>(zr + 3 * nu + j));
-            const T c = f * Load<T>(cp + j) + i * g;
-            Store(gr + j, i);
-            Store(gr + H + j, f);
-            Store(gr + 2 * H + j, g);
-            Store(gr + 3 * H + j, o);
-            Store(cr + j, c);
-            Store(hr + j, o * Tanh(c));
-          });
-        }
-      });
+    RunForward(ctx, max_threads_, T, B, H, 4, w, [&](int t) {
+      return t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
+    }, [&](int t, int u0, int nu, const float* z, int ldz) {
+      const float* c_prev = t ? cs + static_cast<size_t>(t - 1) * B * H : c_init;
+      for (int b = 0; b < B; ++b) {
+        const size_t row = static_cast<size_t>(t) * B + b;
+        const float* xr = x + row * 4 * H + u0;
+        const float* zr = z + static_cast<size_t>(b) * ldz;
+        const float* cp = c_prev + static_cast<size_t>(b) * H + u0;
+        float* gr = gates + row * 4 * H + u0;
+        float* cr = cs + row * H + u0;
+        float* hr = hs + row * H + u0;
+        ForLanes(nu, [&](auto lanes, int j) {
+          using T = decltype(lanes);
+          const T i = Sigmoid(Load<T>(xr + j) + Load<T>(zr + j));
+          const T f = Sigmoid(Load<T>(xr + H + j) + Load<T>(zr + nu + j));
+          const T g = Tanh(Load<T>(xr + 2 * H + j) + Load<T>(zr + 2 * nu + j));
+          const T o = Sigmoid(Load<T>(xr + 3 * H + j) + Load<T>(zr + 3 * nu + j));
+          const T c = f * Load<T>(cp + j) + i * g;
+          Store(gr + j, i);
+          Store(gr + H + j, f);
+          Store(gr + 2 * H + j, g);
+          Store(gr + 3 * H + j, o);
+          Store(cr + j, c);
+          Store(hr + j, o * Tanh(c));
+        });
+      }
     });
   }
 
@@ -473,75 +526,47 @@ class LstmSequenceGradOp : public OpKernel {
     float* dz = d_projected_t->flat<float>().data();
     float* d_h0 = d_h0_t->flat<float>().data();
     float* d_c0 = d_c0_t->flat<float>().data();
-    // Group 0 packs each chunk's columns of W_h^T ((W_h^T)[k, j] = W_h[u0 + j, k]) and sets
-    // the carried gradients; then, for t = T-1 down to 0, group A_t makes the chunks' dz_t
-    // and group B_t their dz_t W_h^T; the last group writes d_h0, d_c0.
-    const Chunks chunks(H);
-    const int ldr = Panels(kChunkUnits) * kCols;
-    const size_t chunk_floats = static_cast<size_t>(Panels(kChunkUnits)) * 4 * H * kCols;
-    float* packed = Scratch(0, chunks.count * chunk_floats);
-    // rec: per chunk, dz_{t+1} W_h^T for its units ([B, ldr]: the gradient reaching H_t from
-    // step t+1); dc ([B, H]): the gradient reaching C_t from step t+1.
-    float* rec = Scratch(1, static_cast<size_t>(chunks.count) * B * ldr);
+    // rec (RunBackward's): dz_{t+1} W_h^T, the gradient reaching H_t from step t+1; dc
+    // ([B, H]): the gradient reaching C_t from step t+1.
     float* dc = Scratch(2, static_cast<size_t>(B) * H);
-    const int threads = TeamSize(ctx, max_threads_, chunks.count);
-    Tickets tickets(2 * T + 2, chunks.count, threads);
-    RunTeam(ctx, threads, [&](int tid) {
-      tickets.Run(tid, [&](int group, int chunk) {
-        const int u0 = chunks.begin(chunk), nu = chunks.width(chunk);
-        float* wt = packed + chunk * chunk_floats;
-        float* rc = rec + static_cast<size_t>(chunk) * B * ldr;
-        if (group == 0 || group == 2 * T + 1) {
-          if (group == 0) {
-            Pack(4 * H, nu, w, 1, [&](int j) {
-              return static_cast<size_t>(u0 + j) * 4 * H;
-            }, wt);
-          }
-          for (int b = 0; b < B; ++b) {
-            float* r = rc + static_cast<size_t>(b) * ldr;
-            float* d = dc + static_cast<size_t>(b) * H + u0;
-            if (group == 0) {
-              std::memcpy(r, dh_last + b * H + u0, nu * sizeof(float));
-              std::memcpy(d, dc_last + b * H + u0, nu * sizeof(float));
-            } else {
-              std::memcpy(d_h0 + b * H + u0, r, nu * sizeof(float));
-              std::memcpy(d_c0 + b * H + u0, d, nu * sizeof(float));
-            }
-          }
-          return;
-        }
-        const int t = T - 1 - (group - 1) / 2;
-        if ((group - 1) % 2 == 1) {  // B_t
-          Gemm(B, 4 * H, Panels(nu), dz + static_cast<size_t>(t) * B * 4 * H, 4 * H, wt, rc,
-               ldr);
-          return;
-        }
-        const float* c_prev_all = t ? cs + static_cast<size_t>(t - 1) * B * H : c_init;
-        for (int b = 0; b < B; ++b) {
-          const size_t row = static_cast<size_t>(t) * B + b;
-          const float* gr = gates + row * 4 * H + u0;
-          const float* dor = d_hs + row * H + u0;
-          const float* rr = rc + static_cast<size_t>(b) * ldr;
-          const float* cr = cs + row * H + u0;
-          const float* cp = c_prev_all + static_cast<size_t>(b) * H + u0;
-          float* dcr = dc + static_cast<size_t>(b) * H + u0;
-          float* zr = dz + row * 4 * H + u0;
-          ForLanes(nu, [&](auto lanes, int j) {
-            using T = decltype(lanes);
-            const T one = Splat<T>(1.0f);
-            const T i = Load<T>(gr + j), f = Load<T>(gr + H + j);
-            const T g = Load<T>(gr + 2 * H + j), o = Load<T>(gr + 3 * H + j);
-            const T d_h = Load<T>(dor + j) + Load<T>(rr + j);
-            const T tanh_c = Tanh(Load<T>(cr + j));
-            const T d_c = Load<T>(dcr + j) + d_h * o * (one - tanh_c * tanh_c);
-            Store(zr + j, d_c * g * i * (one - i));
-            Store(zr + H + j, d_c * Load<T>(cp + j) * f * (one - f));
-            Store(zr + 2 * H + j, d_c * i * (one - g * g));
-            Store(zr + 3 * H + j, d_h * tanh_c * o * (one - o));
-            Store(dcr + j, d_c * f);
-          });
-        }
-      });
+    RunBackward(ctx, max_threads_, T, B, H, 4, w, [&](int t) {
+      return dz + static_cast<size_t>(t) * B * 4 * H;
+    }, [&](int u0, int nu, float* rec, int ldr) {
+      for (int b = 0; b < B; ++b) {
+        std::memcpy(rec + static_cast<size_t>(b) * ldr, dh_last + b * H + u0, nu * sizeof(float));
+        std::memcpy(dc + static_cast<size_t>(b) * H + u0, dc_last + b * H + u0, nu * sizeof(float));
+      }
+    }, [&](int t, int u0, int nu, const float* rec, int ldr) {
+      const float* c_prev_all = t ? cs + static_cast<size_t>(t - 1) * B * H : c_init;
+      for (int b = 0; b < B; ++b) {
+        const size_t row = static_cast<size_t>(t) * B + b;
+        const float* gr = gates + row * 4 * H + u0;
+        const float* dor = d_hs + row * H + u0;
+        const float* rr = rec + static_cast<size_t>(b) * ldr;
+        const float* cr = cs + row * H + u0;
+        const float* cp = c_prev_all + static_cast<size_t>(b) * H + u0;
+        float* dcr = dc + static_cast<size_t>(b) * H + u0;
+        float* zr = dz + row * 4 * H + u0;
+        ForLanes(nu, [&](auto lanes, int j) {
+          using T = decltype(lanes);
+          const T one = Splat<T>(1.0f);
+          const T i = Load<T>(gr + j), f = Load<T>(gr + H + j);
+          const T g = Load<T>(gr + 2 * H + j), o = Load<T>(gr + 3 * H + j);
+          const T d_h = Load<T>(dor + j) + Load<T>(rr + j);
+          const T tanh_c = Tanh(Load<T>(cr + j));
+          const T d_c = Load<T>(dcr + j) + d_h * o * (one - tanh_c * tanh_c);
+          Store(zr + j, d_c * g * i * (one - i));
+          Store(zr + H + j, d_c * Load<T>(cp + j) * f * (one - f));
+          Store(zr + 2 * H + j, d_c * i * (one - g * g));
+          Store(zr + 3 * H + j, d_h * tanh_c * o * (one - o));
+          Store(dcr + j, d_c * f);
+        });
+      }
+    }, [](int, int, float*, int) {}, [&](int u0, int nu, const float* rec, int ldr) {
+      for (int b = 0; b < B; ++b) {
+        std::memcpy(d_h0 + b * H + u0, rec + static_cast<size_t>(b) * ldr, nu * sizeof(float));
+        std::memcpy(d_c0 + b * H + u0, dc + static_cast<size_t>(b) * H + u0, nu * sizeof(float));
+      }
     });
   }
 
@@ -579,53 +604,34 @@ class GruSequenceOp : public OpKernel {
     const float* h_init = h0.flat<float>().data();
     float* hs = hs_t->flat<float>().data();
     float* saved = saved_t->flat<float>().data();
-    // As the LSTM: group 0 packs the chunks' columns of W_h, group 1 + t is time step t.
-    const Chunks chunks(H);
-    const int chunk_panels = Panels(3 * kChunkUnits);
-    const size_t chunk_floats = static_cast<size_t>(chunk_panels) * H * kCols;
-    float* packed = Scratch(0, chunks.count * chunk_floats);
-    const int threads = TeamSize(ctx, max_threads_, chunks.count);
-    Tickets tickets(T + 1, chunks.count, threads);
-    RunTeam(ctx, threads, [&](int tid) {
-      const int ldz = chunk_panels * kCols;
-      float* z = Scratch(1, static_cast<size_t>(B) * ldz);
-      tickets.Run(tid, [&](int group, int chunk) {
-        const int u0 = chunks.begin(chunk), nu = chunks.width(chunk);
-        float* wp = packed + chunk * chunk_floats;
-        if (group == 0) {
-          Pack(H, 3 * nu, w, 3 * H, [&](int j) {
-            return static_cast<size_t>((j / nu) * H + u0 + j % nu);
-          }, wp);
-          return;
-        }
-        const int t = group - 1;
-        const float* h_prev = t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
-        const float* bz = b_h + u0;
-        const float* br = b_h + H + u0;
-        const float* bh = b_h + 2 * H + u0;
-        Gemm(B, H, Panels(3 * nu), h_prev, H, wp, z, ldz);
-        for (int b = 0; b < B; ++b) {
-          const size_t row = static_cast<size_t>(t) * B + b;
-          const float* xr = x + row * 3 * H + u0;
-          const float* zr = z + static_cast<size_t>(b) * ldz;
-          const float* hp = h_prev + static_cast<size_t>(b) * H + u0;
-          float* sr = saved + row * 4 * H + u0;
-          float* hr = hs + row * H + u0;
-          // As the graph: (x_z + b_z) + rec_z, (x_r + b_r) + rec_r, x_h + R * (rec_h + b_h).
-          ForLanes(nu, [&](auto lanes, int j) {
-            using T = decltype(lanes);
-            const T zg = Sigmoid((Load<T>(xr + j) + Load<T>(bz + j)) + Load<T>(zr + j));
-            const T r = Sigmoid((Load<T>(xr + H + j) + Load<T>(br + j)) + Load<T>(zr + nu + j));
-            const T rec_h = Load<T>(zr + 2 * nu + j) + Load<T>(bh + j);
-            const T cand = Tanh(Load<T>(xr + 2 * H + j) + r * rec_h);
-            Store(sr + j, zg);
-            Store(sr + H + j, r);
-            Store(sr + 2 * H + j, cand);
-            Store(sr + 3 * H + j, rec_h);
-            Store(hr + j, zg * Load<T>(hp + j) + (Splat<T>(1.0f) - zg) * cand);
-          });
-        }
-      });
+    RunForward(ctx, max_threads_, T, B, H, 3, w, [&](int t) {
+      return t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
+    }, [&](int t, int u0, int nu, const float* z, int ldz) {
+      const float* h_prev = t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
+      const float* bz = b_h + u0;
+      const float* br = b_h + H + u0;
+      const float* bh = b_h + 2 * H + u0;
+      for (int b = 0; b < B; ++b) {
+        const size_t row = static_cast<size_t>(t) * B + b;
+        const float* xr = x + row * 3 * H + u0;
+        const float* zr = z + static_cast<size_t>(b) * ldz;
+        const float* hp = h_prev + static_cast<size_t>(b) * H + u0;
+        float* sr = saved + row * 4 * H + u0;
+        float* hr = hs + row * H + u0;
+        // As the graph: (x_z + b_z) + rec_z, (x_r + b_r) + rec_r, x_h + R * (rec_h + b_h).
+        ForLanes(nu, [&](auto lanes, int j) {
+          using T = decltype(lanes);
+          const T zg = Sigmoid((Load<T>(xr + j) + Load<T>(bz + j)) + Load<T>(zr + j));
+          const T r = Sigmoid((Load<T>(xr + H + j) + Load<T>(br + j)) + Load<T>(zr + nu + j));
+          const T rec_h = Load<T>(zr + 2 * nu + j) + Load<T>(bh + j);
+          const T cand = Tanh(Load<T>(xr + 2 * H + j) + r * rec_h);
+          Store(sr + j, zg);
+          Store(sr + H + j, r);
+          Store(sr + 2 * H + j, cand);
+          Store(sr + 3 * H + j, rec_h);
+          Store(hr + j, zg * Load<T>(hp + j) + (Splat<T>(1.0f) - zg) * cand);
+        });
+      }
     });
   }
 
@@ -671,81 +677,57 @@ class GruSequenceGradOp : public OpKernel {
     float* d_proj = d_projected_t->flat<float>().data();
     float* d_rec = d_rec_t->flat<float>().data();
     float* d_h0 = d_h0_t->flat<float>().data();
-    // As the LSTM: group 0 packs W_h^T's chunks and sets the carry, then A_t, B_t for t = T-1
-    // down to 0, and the last group writes d_h0.
-    const Chunks chunks(H);
-    const int ldr = Panels(kChunkUnits) * kCols;
-    const size_t chunk_floats = static_cast<size_t>(Panels(kChunkUnits)) * 3 * H * kCols;
-    float* packed = Scratch(0, chunks.count * chunk_floats);
-    // rec: per chunk, d_recurrent_{t+1} W_h^T for its units; carry ([B, H]): the whole
-    // gradient reaching H_t from step t+1 (rec + dH_{t+1} * Z_{t+1}).
-    float* rec = Scratch(1, static_cast<size_t>(chunks.count) * B * ldr);
+    // rec (RunBackward's): d_recurrent_{t+1} W_h^T; carry ([B, H]): the whole gradient
+    // reaching H_t from step t+1 (rec + dH_{t+1} * Z_{t+1}).
     float* carry = Scratch(2, static_cast<size_t>(B) * H);
-    const int threads = TeamSize(ctx, max_threads_, chunks.count);
-    Tickets tickets(2 * T + 2, chunks.count, threads);
-    RunTeam(ctx, threads, [&](int tid) {
-      tickets.Run(tid, [&](int group, int chunk) {
-        const int u0 = chunks.begin(chunk), nu = chunks.width(chunk);
-        float* wt = packed + chunk * chunk_floats;
-        float* rc = rec + static_cast<size_t>(chunk) * B * ldr;
-        if (group == 0 || group == 2 * T + 1) {
-          if (group == 0) {
-            Pack(3 * H, nu, w, 1, [&](int j) {
-              return static_cast<size_t>(u0 + j) * 3 * H;
-            }, wt);
-          }
-          for (int b = 0; b < B; ++b) {
-            float* cr = carry + static_cast<size_t>(b) * H + u0;
-            if (group == 0) {
-              std::memcpy(cr, dh_last + b * H + u0, nu * sizeof(float));
-            } else {
-              std::memcpy(d_h0 + b * H + u0, cr, nu * sizeof(float));
-            }
-          }
-          return;
-        }
-        const int t = T - 1 - (group - 1) / 2;
-        if ((group - 1) % 2 == 1) {  // B_t: carry += d_recurrent_t W_h^T
-          Gemm(B, 3 * H, Panels(nu), d_rec + static_cast<size_t>(t) * B * 3 * H, 3 * H, wt,
-               rc, ldr);
-          for (int b = 0; b < B; ++b) {
-            float* cr = carry + static_cast<size_t>(b) * H + u0;
-            const float* rr = rc + static_cast<size_t>(b) * ldr;
-            ForLanes(nu, [&](auto lanes, int j) {
-              using T = decltype(lanes);
-              Store(cr + j, Load<T>(cr + j) + Load<T>(rr + j));
-            });
-          }
-          return;
-        }
-        const float* h_prev_all = t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
-        for (int b = 0; b < B; ++b) {
-          const size_t row = static_cast<size_t>(t) * B + b;
-          const float* sr = saved + row * 4 * H + u0;
-          const float* dor = d_hs + row * H + u0;
-          const float* hp = h_prev_all + static_cast<size_t>(b) * H + u0;
-          float* cr = carry + static_cast<size_t>(b) * H + u0;
-          float* pr = d_proj + row * 3 * H + u0;
-          float* rr = d_rec + row * 3 * H + u0;
-          ForLanes(nu, [&](auto lanes, int j) {
-            using T = decltype(lanes);
-            const T one = Splat<T>(1.0f);
-            const T zg = Load<T>(sr + j), r = Load<T>(sr + H + j);
-            const T cand = Load<T>(sr + 2 * H + j), rec_h = Load<T>(sr + 3 * H + j);
-            const T d_h = Load<T>(dor + j) + Load<T>(cr + j);
-            const T d_x_h = d_h * (one - zg) * (one - cand * cand);
-            const T d_x_z = d_h * (Load<T>(hp + j) - cand) * zg * (one - zg);
-            const T d_x_r = d_x_h * rec_h * r * (one - r);
-            Store(pr + j, d_x_z);
-            Store(pr + H + j, d_x_r);
-            Store(pr + 2 * H + j, d_x_h);
-            Store(rr + j, d_x_z);
-            Store(rr + H + j, d_x_r);
-            Store(rr + 2 * H + j, d_x_h * r);
-            Store(cr + j, d_h * zg);  // the part of dH_{t-1} that does not go through W_h
-          });
-        }
-      });
+    RunBackward(ctx, max_threads_, T, B, H, 3, w, [&](int t) {
+      return d_rec + static_cast<size_t>(t) * B * 3 * H;
+    }, [&](int u0, int nu, float*, int) {
+      for (int b = 0; b < B; ++b) {
+        std::memcpy(carry + static_cast<size_t>(b) * H + u0, dh_last + b * H + u0,
+                    nu * sizeof(float));
+      }
+    }, [&](int t, int u0, int nu, const float*, int) {
+      const float* h_prev_all = t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
+      for (int b = 0; b < B; ++b) {
+        const size_t row = static_cast<size_t>(t) * B + b;
+        const float* sr = saved + row * 4 * H + u0;
+        const float* dor = d_hs + row * H + u0;
+        const float* hp = h_prev_all + static_cast<size_t>(b) * H + u0;
+        float* cr = carry + static_cast<size_t>(b) * H + u0;
+        float* pr = d_proj + row * 3 * H + u0;
+        float* rr = d_rec + row * 3 * H + u0;
+        ForLanes(nu, [&](auto lanes, int j) {
+          using T = decltype(lanes);
+          const T one = Splat<T>(1.0f);
+          const T zg = Load<T>(sr + j), r = Load<T>(sr + H + j);
+          const T cand = Load<T>(sr + 2 * H + j), rec_h = Load<T>(sr + 3 * H + j);
+          const T d_h = Load<T>(dor + j) + Load<T>(cr + j);
+          const T d_x_h = d_h * (one - zg) * (one - cand * cand);
+          const T d_x_z = d_h * (Load<T>(hp + j) - cand) * zg * (one - zg);
+          const T d_x_r = d_x_h * rec_h * r * (one - r);
+          Store(pr + j, d_x_z);
+          Store(pr + H + j, d_x_r);
+          Store(pr + 2 * H + j, d_x_h);
+          Store(rr + j, d_x_z);
+          Store(rr + H + j, d_x_r);
+          Store(rr + 2 * H + j, d_x_h * r);
+          Store(cr + j, d_h * zg);  // the part of dH_{t-1} that does not go through W_h
+        });
+      }
+    }, [&](int u0, int nu, const float* rec, int ldr) {  // carry += d_recurrent_t W_h^T
+      for (int b = 0; b < B; ++b) {
+        float* cr = carry + static_cast<size_t>(b) * H + u0;
+        const float* rr = rec + static_cast<size_t>(b) * ldr;
+        ForLanes(nu, [&](auto lanes, int j) {
+          using T = decltype(lanes);
+          Store(cr + j, Load<T>(cr + j) + Load<T>(rr + j));
+        });
+      }
+    }, [&](int u0, int nu, const float*, int) {
+      for (int b = 0; b < B; ++b) {
+        std::memcpy(d_h0 + b * H + u0, carry + static_cast<size_t>(b) * H + u0, nu * sizeof(float));
+      }
     });
   }
 
