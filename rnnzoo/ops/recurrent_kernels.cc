@@ -174,9 +174,12 @@ void Gemm(int m, int k, int panels, const float* a, int lda, const float* packed
 }
 
 // A thread's scratch memory, kept between calls: the pages of a fresh allocation of this size
-// would be faulted in again at every call (about as long as the packing itself).
-float* Scratch(int slot, size_t floats) {
-  thread_local std::vector<float> buffers[3];
+// would be faulted in again at every call (about as long as the packing itself). The caller's
+// buffers hold what a call's threads share (the packed weights, the backward products and
+// carried gradients); a helper's, its own products.
+enum ScratchSlot { kPacked, kProducts, kCarried, kNumSlots };
+float* Scratch(ScratchSlot slot, size_t floats) {
+  thread_local std::vector<float> buffers[kNumSlots];
   std::vector<float>& buffer = buffers[slot];
   if (buffer.size() < floats) buffer.resize(floats);
   return buffer.data();
@@ -339,21 +342,21 @@ int TeamSize(OpKernelContext* ctx, int wanted, int items) {
 
 // The forward ops' schedule for a layer of `gates` gates: group 0 packs each chunk's columns of
 // W_h (gate after gate, the chunk's units of each), group 1 + t is time step t, in which each
-// chunk multiplies h_prev(t) ([B, H]) by its columns into z (this thread's scratch, [B, ldz],
-// the chunk's gate blocks side by side) and runs step(t, u0, nu, z, ldz) on its units
-// [u0, u0 + nu).
+// chunk multiplies h = h_prev(t) ([B, H]) by its columns into z (this thread's scratch,
+// [B, ldz], the chunk's gate blocks side by side) and runs step(t, u0, nu, h, z, ldz) on its
+// units [u0, u0 + nu).
 template <typename HPrev, typename Step>
 void RunForward(OpKernelContext* ctx, int max_threads, int T, int B, int H, int gates,
                 const float* w, HPrev h_prev, Step step) {
   const Chunks chunks(H);
   const int chunk_panels = Panels(gates * kChunkUnits);
   const size_t chunk_floats = static_cast<size_t>(chunk_panels) * H * kCols;
-  float* packed = Scratch(0, chunks.count * chunk_floats);
+  float* packed = Scratch(kPacked, chunks.count * chunk_floats);
   const int threads = TeamSize(ctx, max_threads, chunks.count);
   Tickets tickets(T + 1, chunks.count, threads);
   RunTeam(ctx, threads, [&](int tid) {
     const int ldz = chunk_panels * kCols;
-    float* z = Scratch(1, static_cast<size_t>(B) * ldz);
+    float* z = Scratch(kProducts, static_cast<size_t>(B) * ldz);
     tickets.Run(tid, [&](int group, int chunk) {
       const int u0 = chunks.begin(chunk), nu = chunks.width(chunk);
       float* wp = packed + chunk * chunk_floats;
@@ -363,8 +366,9 @@ void RunForward(OpKernelContext* ctx, int max_threads, int T, int B, int H, int 
         }, wp);
         return;
       }
-      Gemm(B, H, Panels(gates * nu), h_prev(group - 1), H, wp, z, ldz);
-      step(group - 1, u0, nu, z, ldz);
+      const float* h = h_prev(group - 1);
+      Gemm(B, H, Panels(gates * nu), h, H, wp, z, ldz);
+      step(group - 1, u0, nu, h, z, ldz);
     });
   });
 }
@@ -383,8 +387,8 @@ void RunBackward(OpKernelContext* ctx, int max_threads, int T, int B, int H, int
   const Chunks chunks(H);
   const int ldr = Panels(kChunkUnits) * kCols;
   const size_t chunk_floats = static_cast<size_t>(Panels(kChunkUnits)) * gates * H * kCols;
-  float* packed = Scratch(0, chunks.count * chunk_floats);
-  float* rec = Scratch(1, static_cast<size_t>(chunks.count) * B * ldr);
+  float* packed = Scratch(kPacked, chunks.count * chunk_floats);
+  float* rec = Scratch(kProducts, static_cast<size_t>(chunks.count) * B * ldr);
   const int threads = TeamSize(ctx, max_threads, chunks.count);
   Tickets tickets(2 * T + 2, chunks.count, threads);
   RunTeam(ctx, threads, [&](int tid) {
@@ -411,8 +415,6 @@ void RunBackward(OpKernelContext* ctx, int max_threads, int T, int B, int H, int
 
 // ------------------------------------------------------------------------------- the ops
 
-#define RNNZOO_CHECK_SHAPE(ctx, cond, ...) \
-  OP_REQUIRES(ctx, cond, InvalidArgument(__VA_ARGS__))
 
 std::string Shapes(std::initializer_list<const Tensor*> tensors) {
   std::string s;
@@ -420,11 +422,21 @@ std::string Shapes(std::initializer_list<const Tensor*> tensors) {
   return s;
 }
 
-class LstmSequenceOp : public OpKernel {
+// The sequence ops' attribute `max_threads`: the most threads an op uses (0: as many as the
+// device's intra-op pool has).
+class ThreadedOp : public OpKernel {
  public:
-  explicit LstmSequenceOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
+  explicit ThreadedOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("max_threads", &max_threads_));
   }
+
+ protected:
+  int max_threads_ = 0;
+};
+
+class LstmSequenceOp : public ThreadedOp {
+ public:
+  using ThreadedOp::ThreadedOp;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& projected = ctx->input(0);
@@ -435,11 +447,12 @@ class LstmSequenceOp : public OpKernel {
                        kernel.dims() == 2;
     const int T = ranks ? projected.dim_size(0) : 0, B = ranks ? projected.dim_size(1) : 0;
     const int H = ranks ? h0.dim_size(1) : 0;
-    RNNZOO_CHECK_SHAPE(ctx, ranks && projected.dim_size(2) == 4 * H && h0.dim_size(0) == B &&
-                                c0.shape() == h0.shape() && kernel.dim_size(0) == H &&
-                                kernel.dim_size(1) == 4 * H,
-                       "RnnzooLstmSequence: shapes [T, B, 4H], [B, H], [B, H], [H, 4H] "
-                       "expected, got ", Shapes({&projected, &h0, &c0, &kernel}));
+    OP_REQUIRES(ctx, ranks && projected.dim_size(2) == 4 * H && h0.dim_size(0) == B &&
+                         c0.shape() == h0.shape() && kernel.dim_size(0) == H &&
+                         kernel.dim_size(1) == 4 * H,
+                InvalidArgument("RnnzooLstmSequence: shapes [T, B, 4H], [B, H], [B, H], "
+                                "[H, 4H] expected, got ",
+                                Shapes({&projected, &h0, &c0, &kernel})));
     Tensor *hs_t, *cs_t, *gates_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, H}), &hs_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({T, B, H}), &cs_t));
@@ -454,7 +467,7 @@ class LstmSequenceOp : public OpKernel {
     float* gates = gates_t->flat<float>().data();
     RunForward(ctx, max_threads_, T, B, H, 4, w, [&](int t) {
       return t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
-    }, [&](int t, int u0, int nu, const float* z, int ldz) {
+    }, [&](int t, int u0, int nu, const float*, const float* z, int ldz) {
       const float* c_prev = t ? cs + static_cast<size_t>(t - 1) * B * H : c_init;
       for (int b = 0; b < B; ++b) {
         const size_t row = static_cast<size_t>(t) * B + b;
@@ -481,16 +494,11 @@ class LstmSequenceOp : public OpKernel {
       }
     });
   }
-
- private:
-  int max_threads_;
 };
 
-class LstmSequenceGradOp : public OpKernel {
+class LstmSequenceGradOp : public ThreadedOp {
  public:
-  explicit LstmSequenceGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("max_threads", &max_threads_));
-  }
+  using ThreadedOp::ThreadedOp;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& kernel = ctx->input(0);
@@ -504,13 +512,13 @@ class LstmSequenceGradOp : public OpKernel {
                        c0.dims() == 2;
     const int T = ranks ? cs_t.dim_size(0) : 0, B = ranks ? cs_t.dim_size(1) : 0;
     const int H = ranks ? cs_t.dim_size(2) : 0;
-    RNNZOO_CHECK_SHAPE(ctx, ranks && gates_t.shape() == TensorShape({T, B, 4 * H}) &&
-                                d_hs_t.shape() == cs_t.shape() &&
-                                c0.shape() == TensorShape({B, H}) &&
-                                d_h_last.shape() == c0.shape() && d_c_last.shape() == c0.shape() &&
-                                kernel.shape() == TensorShape({H, 4 * H}),
-                       "RnnzooLstmSequenceGrad: inconsistent shapes ",
-                       Shapes({&kernel, &c0, &cs_t, &gates_t, &d_hs_t, &d_h_last, &d_c_last}));
+    OP_REQUIRES(ctx, ranks && gates_t.shape() == TensorShape({T, B, 4 * H}) &&
+                         d_hs_t.shape() == cs_t.shape() && c0.shape() == TensorShape({B, H}) &&
+                         d_h_last.shape() == c0.shape() && d_c_last.shape() == c0.shape() &&
+                         kernel.shape() == TensorShape({H, 4 * H}),
+                InvalidArgument("RnnzooLstmSequenceGrad: inconsistent shapes ",
+                                Shapes({&kernel, &c0, &cs_t, &gates_t, &d_hs_t, &d_h_last,
+                                        &d_c_last})));
     Tensor *d_projected_t, *d_h0_t, *d_c0_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, gates_t.shape(), &d_projected_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, c0.shape(), &d_h0_t));
@@ -528,7 +536,7 @@ class LstmSequenceGradOp : public OpKernel {
     float* d_c0 = d_c0_t->flat<float>().data();
     // rec (RunBackward's): dz_{t+1} W_h^T, the gradient reaching H_t from step t+1; dc
     // ([B, H]): the gradient reaching C_t from step t+1.
-    float* dc = Scratch(2, static_cast<size_t>(B) * H);
+    float* dc = Scratch(kCarried, static_cast<size_t>(B) * H);
     RunBackward(ctx, max_threads_, T, B, H, 4, w, [&](int t) {
       return dz + static_cast<size_t>(t) * B * 4 * H;
     }, [&](int u0, int nu, float* rec, int ldr) {
@@ -569,16 +577,11 @@ class LstmSequenceGradOp : public OpKernel {
       }
     });
   }
-
- private:
-  int max_threads_;
 };
 
-class GruSequenceOp : public OpKernel {
+class GruSequenceOp : public ThreadedOp {
  public:
-  explicit GruSequenceOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("max_threads", &max_threads_));
-  }
+  using ThreadedOp::ThreadedOp;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& projected = ctx->input(0);
@@ -589,11 +592,10 @@ class GruSequenceOp : public OpKernel {
                        bias.dims() == 1;
     const int T = ranks ? projected.dim_size(0) : 0, B = ranks ? projected.dim_size(1) : 0;
     const int H = ranks ? h0.dim_size(1) : 0;
-    RNNZOO_CHECK_SHAPE(ctx, ranks && projected.dim_size(2) == 3 * H && h0.dim_size(0) == B &&
-                                kernel.shape() == TensorShape({H, 3 * H}) &&
-                                bias.dim_size(0) == 3 * H,
-                       "RnnzooGruSequence: shapes [T, B, 3H], [B, H], [H, 3H], [3H] expected, "
-                       "got ", Shapes({&projected, &h0, &kernel, &bias}));
+    OP_REQUIRES(ctx, ranks && projected.dim_size(2) == 3 * H && h0.dim_size(0) == B &&
+                         kernel.shape() == TensorShape({H, 3 * H}) && bias.dim_size(0) == 3 * H,
+                InvalidArgument("RnnzooGruSequence: shapes [T, B, 3H], [B, H], [H, 3H], [3H] "
+                                "expected, got ", Shapes({&projected, &h0, &kernel, &bias})));
     Tensor *hs_t, *saved_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, H}), &hs_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({T, B, 4 * H}), &saved_t));
@@ -606,8 +608,7 @@ class GruSequenceOp : public OpKernel {
     float* saved = saved_t->flat<float>().data();
     RunForward(ctx, max_threads_, T, B, H, 3, w, [&](int t) {
       return t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
-    }, [&](int t, int u0, int nu, const float* z, int ldz) {
-      const float* h_prev = t ? hs + static_cast<size_t>(t - 1) * B * H : h_init;
+    }, [&](int t, int u0, int nu, const float* h_prev, const float* z, int ldz) {
       const float* bz = b_h + u0;
       const float* br = b_h + H + u0;
       const float* bh = b_h + 2 * H + u0;
@@ -634,16 +635,11 @@ class GruSequenceOp : public OpKernel {
       }
     });
   }
-
- private:
-  int max_threads_;
 };
 
-class GruSequenceGradOp : public OpKernel {
+class GruSequenceGradOp : public ThreadedOp {
  public:
-  explicit GruSequenceGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("max_threads", &max_threads_));
-  }
+  using ThreadedOp::ThreadedOp;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& kernel = ctx->input(0);
@@ -656,13 +652,12 @@ class GruSequenceGradOp : public OpKernel {
                        h0.dims() == 2;
     const int T = ranks ? hs_t.dim_size(0) : 0, B = ranks ? hs_t.dim_size(1) : 0;
     const int H = ranks ? hs_t.dim_size(2) : 0;
-    RNNZOO_CHECK_SHAPE(ctx, ranks && saved_t.shape() == TensorShape({T, B, 4 * H}) &&
-                                d_hs_t.shape() == hs_t.shape() &&
-                                h0.shape() == TensorShape({B, H}) &&
-                                d_h_last.shape() == h0.shape() &&
-                                kernel.shape() == TensorShape({H, 3 * H}),
-                       "RnnzooGruSequenceGrad: inconsistent shapes ",
-                       Shapes({&kernel, &h0, &hs_t, &saved_t, &d_hs_t, &d_h_last}));
+    OP_REQUIRES(ctx, ranks && saved_t.shape() == TensorShape({T, B, 4 * H}) &&
+                         d_hs_t.shape() == hs_t.shape() && h0.shape() == TensorShape({B, H}) &&
+                         d_h_last.shape() == h0.shape() &&
+                         kernel.shape() == TensorShape({H, 3 * H}),
+                InvalidArgument("RnnzooGruSequenceGrad: inconsistent shapes ",
+                                Shapes({&kernel, &h0, &hs_t, &saved_t, &d_hs_t, &d_h_last})));
     Tensor *d_projected_t, *d_rec_t, *d_h0_t;
     OP_REQUIRES_OK(ctx, ctx->allocate_output(0, TensorShape({T, B, 3 * H}), &d_projected_t));
     OP_REQUIRES_OK(ctx, ctx->allocate_output(1, TensorShape({T, B, 3 * H}), &d_rec_t));
@@ -679,7 +674,7 @@ class GruSequenceGradOp : public OpKernel {
     float* d_h0 = d_h0_t->flat<float>().data();
     // rec (RunBackward's): d_recurrent_{t+1} W_h^T; carry ([B, H]): the whole gradient
     // reaching H_t from step t+1 (rec + dH_{t+1} * Z_{t+1}).
-    float* carry = Scratch(2, static_cast<size_t>(B) * H);
+    float* carry = Scratch(kCarried, static_cast<size_t>(B) * H);
     RunBackward(ctx, max_threads_, T, B, H, 3, w, [&](int t) {
       return d_rec + static_cast<size_t>(t) * B * 3 * H;
     }, [&](int u0, int nu, float*, int) {
@@ -730,16 +725,11 @@ class GruSequenceGradOp : public OpKernel {
       }
     });
   }
-
- private:
-  int max_threads_;
 };
 
-class RowsGradOp : public OpKernel {
+class RowsGradOp : public ThreadedOp {
  public:
-  explicit RowsGradOp(OpKernelConstruction* ctx) : OpKernel(ctx) {
-    OP_REQUIRES_OK(ctx, ctx->GetAttr("max_threads", &max_threads_));
-  }
+  using ThreadedOp::ThreadedOp;
 
   void Compute(OpKernelContext* ctx) override {
     const Tensor& ids_t = ctx->input(0);
@@ -792,9 +782,6 @@ class RowsGradOp : public OpKernel {
       }
     }); });
   }
-
- private:
-  int max_threads_;
 };
 
 }  // namespace
