@@ -49,6 +49,9 @@ def test_commands_name_the_preset_flags_and_epochs(tmp_path):
     assert cmd[1].endswith("benchmarks/d2l_torch.py")
     assert cmd[2:] == ["--preset=d2l_time_machine_lstm2", "--num_layers=1", "--num_epochs=7",
                        "--threads=2"]
+    gru = end_to_end.RUNS["d2l_time_machine_gru"]  # the same --model for both programs
+    assert "--model=gru" in end_to_end.rnnzoo_command("py", "/c", gru, 7, tmp_path)
+    assert "--model=gru" in end_to_end.torch_command("py", gru, 7, 2)
 
 
 def test_aggregate_skips_the_first_epochs_of_every_round():
